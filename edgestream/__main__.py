@@ -1,0 +1,3 @@
+from edgestream.cli.main import main
+
+main()

@@ -1,0 +1,76 @@
+"""Test helpers shipped with the package (used by edgestream's suite and by users' own stages).
+
+The central check of the project: a stateful stage fed a signal in random chunk sizes gives
+the same output as one offline pass over the whole signal.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from edgestream.core.chunk import Chunk, StreamInfo, concat
+from edgestream.core.stage import Stage, run_stage
+
+
+def random_splits(n: int, rng: np.random.Generator, max_chunk: int = 64, min_chunk: int = 1) -> list[int]:
+    """Random chunk lengths (each in [min_chunk, max_chunk], zero-length allowed once) summing to ``n``."""
+    sizes: list[int] = []
+    total = 0
+    while total < n:
+        size = int(rng.integers(min_chunk, max_chunk + 1))
+        size = min(size, n - total)
+        sizes.append(size)
+        total += size
+    if n > 2:
+        sizes.insert(int(rng.integers(0, len(sizes))), 0)  # an empty chunk must be harmless
+    return sizes
+
+
+def split_chunk(chunk: Chunk, sizes: list[int]) -> list[Chunk]:
+    out, start = [], 0
+    for size in sizes:
+        out.append(Chunk(chunk.data[start : start + size], chunk.timestamps[start : start + size], chunk.info))
+        start += size
+    return out
+
+
+def make_chunk(data: np.ndarray, info: StreamInfo, t0: float = 1000.0) -> Chunk:
+    """Chunk with regular timestamps at ``info.sfreq`` starting at ``t0``."""
+    n = data.shape[0]
+    step = 1.0 / info.sfreq if info.sfreq > 0 else 0.01
+    return Chunk.make(data, t0 + np.arange(n) * step, info)
+
+
+def stream_vs_offline(
+    stage: Stage, chunk: Chunk, rng: np.random.Generator, max_chunk: int = 64, min_chunk: int = 1
+) -> tuple[Chunk | None, Chunk | None, Any]:
+    """Run ``stage`` (built) once offline and once over random chunk sizes; return both outputs."""
+    offline, _ = run_stage(stage, [chunk])
+    streamed, state = run_stage(stage, split_chunk(chunk, random_splits(chunk.n_times, rng, max_chunk, min_chunk)))
+    off = concat(offline) if offline else None
+    on = concat([c for c in streamed if c.n_times]) if any(c.n_times for c in streamed) else None
+    return off, on, state
+
+
+def assert_streaming_equals_offline(
+    stage: Stage,
+    chunk: Chunk,
+    rng: np.random.Generator,
+    *,
+    rtol: float = 1e-5,
+    atol: float = 1e-6,
+    max_chunk: int = 64,
+    min_chunk: int = 1,
+    repeats: int = 3,
+) -> None:
+    """Assert equal data and timestamps between offline and chunked runs (several random splits)."""
+    for _ in range(repeats):
+        off, on, _ = stream_vs_offline(stage, chunk, rng, max_chunk, min_chunk)
+        if off is None or on is None:
+            assert off is None and on is None, "one run produced output and the other did not"
+            continue
+        assert off.data.shape == on.data.shape, f"shapes differ: offline {off.data.shape}, streamed {on.data.shape}"
+        np.testing.assert_allclose(on.data, off.data, rtol=rtol, atol=atol)
+        np.testing.assert_array_equal(on.timestamps, off.timestamps)

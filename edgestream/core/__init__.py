@@ -16,10 +16,10 @@ from edgestream.core.io import SINKS, SOURCES, ConnectionState, DropCounts, Sink
 from edgestream.core.latency import LatencyStats
 from edgestream.core.registry import Registry
 from edgestream.core.ringbuffer import RingBuffer
-from edgestream.core.stage import GAP_POLICIES, STAGES, Stage, run_stage
+from edgestream.core.stage import GAP_POLICIES, STAGES, BuildContext, Stage, run_stage
 
 __all__ = [
-    "IRREGULAR", "SINKS", "SOURCES", "STAGES", "GAP_POLICIES", "Chunk", "ConfigError", "ConnectionState",
+    "BuildContext", "IRREGULAR", "SINKS", "SOURCES", "STAGES", "GAP_POLICIES", "Chunk", "ConfigError", "ConnectionState",
     "DataError", "DropCounts", "EdgestreamError", "LatencyStats", "ManualClock", "Registry", "RingBuffer",
     "Sink", "Source", "Stage", "StateError", "StreamError", "StreamEvent", "StreamInfo", "UnknownNameError",
     "ValidationError", "check_array", "check_keys", "check_number", "check_positive", "check_type",

@@ -3,7 +3,7 @@
 Lifecycle (Holoscan-style, explicit)::
 
     stage = STAGES.create("bandpass", l_freq=1.0, h_freq=40.0)   # constructor args = config
-    out_info = stage.build(in_info)      # validate against the input stream; done when the graph is built
+    out_info = stage.build(in_info, ctx) # validate against the input stream; done when the graph is built
     state = stage.init_state()           # state is a value, owned by the caller (one per stream)
     outputs, state = stage.step(chunk, state)   # zero or more output chunks per input chunk
     state = stage.on_gap(state)          # samples were lost upstream: apply the gap policy
@@ -16,6 +16,7 @@ so streaming equals offline can be checked by feeding the same signal in random 
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from typing import Any, ClassVar
 
@@ -27,6 +28,15 @@ from edgestream.core.registry import Registry
 STAGES: Registry[Stage] = Registry("stage", packages=("edgestream.dsp", "edgestream.runners"))
 
 GAP_POLICIES = ("reset", "keep", "rewarm")
+
+
+@dataclasses.dataclass(frozen=True)
+class BuildContext:
+    """What a stage may know about where it runs, given at build time (never at the first sample)."""
+
+    pipeline: str = "adhoc"  # pipeline name (used in output stream names and metadata)
+    node: str = ""  # this stage's id in the pipeline
+    device: Any = None  # resolved DeviceProfile (edgestream.core.device); None = plain CPU defaults
 
 
 class Stage:
@@ -51,6 +61,7 @@ class Stage:
         self.gap_policy = check_value(gap_policy, GAP_POLICIES, "gap_policy")
         self.in_info: StreamInfo | None = None
         self.out_info: StreamInfo | None = None
+        self.context = BuildContext()
 
     # --- configuration -------------------------------------------------------------------
     @classmethod
@@ -77,12 +88,14 @@ class Stage:
         return f"{type(self).__name__}({args})"
 
     # --- lifecycle -----------------------------------------------------------------------
-    def build(self, info: StreamInfo) -> StreamInfo:
+    def build(self, info: StreamInfo, context: BuildContext | None = None) -> StreamInfo:
         """Validate the input stream and return the output stream's description.
 
-        Subclasses override :meth:`_build`; raise :class:`ValidationError` with a clear message
-        when the input does not fit (rate, channel count, window size, dtype).
+        Subclasses override :meth:`_build` (reading ``self.context`` for the device profile);
+        raise :class:`ValidationError` with a clear message when the input does not fit (rate,
+        channel count, window size, dtype).
         """
+        self.context = context or BuildContext(node=type(self).__name__)
         if info.dtype != "float32":
             raise ValidationError(
                 f"{type(self).__name__} needs a numeric float32 stream; got stream {info.name!r} of dtype "

@@ -161,9 +161,13 @@ def preprocess(recording: Recording, specs: Sequence[Mapping[str, Any]]) -> Reco
 
 
 def window_samples(window_s: float, sfreq: float) -> int:
-    """Samples in a window of ``window_s`` seconds (rounded, as the ``window`` stage does)."""
+    """Samples in a window of ``window_s`` seconds; like the ``window`` stage, it must be whole."""
     window_s = check_number(window_s, "window", low=0, low_inclusive=False)
-    return max(1, int(round(window_s * sfreq)))
+    n = window_s * sfreq
+    if abs(n - round(n)) > 1e-6 or round(n) < 1:
+        fail("window", f"be a whole number (>= 1) of samples at {sfreq:g} Hz", described(f"{window_s:g} s = {n:g} samples"),
+             f"Choose a multiple of 1/{sfreq:g} s, e.g. {max(1, round(n)) / sfreq:g} s.")
+    return int(round(n))
 
 
 def make_epochs(

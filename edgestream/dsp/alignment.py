@@ -110,6 +110,14 @@ def alignment_from_extra(extra: Mapping[str, Any], where: str, eps: float = 1e-9
     return make_state(int(blob["n"]), mean, eps), list(blob.get("ch_names", []))
 
 
+def _same_names(a: Sequence[str], b: Sequence[str]) -> bool:
+    """Channel labels equal up to case and PhysioNet's trailing dots ("C3.." == "C3")."""
+    def norm(names: Sequence[str]) -> list[str]:
+        return [str(n).strip().rstrip(".").lower() for n in names]
+
+    return norm(a) == norm(b)
+
+
 @STAGES.register("euclidean_align")
 class EuclideanAlign(Stage):
     """Whiten every window by the running mean covariance (online Euclidean alignment).
@@ -166,7 +174,7 @@ class EuclideanAlign(Stage):
 
             state, names = alignment_from_extra(read_checkpoint(self.checkpoint).get("extra", {}),
                                                 f"checkpoint {self.checkpoint!r}", self.eps)
-            if state.mean.shape[0] != info.n_channels or (names and tuple(names) != tuple(info.ch_names)):
+            if state.mean.shape[0] != info.n_channels or (names and not _same_names(names, info.ch_names)):
                 raise ValidationError(
                     f"euclidean_align calibration from {self.checkpoint!r} must match the stream's channels; it was "
                     f"fitted on {state.mean.shape[0]} channels {names[:4]}..., stream {info.name!r} has "

@@ -10,7 +10,7 @@ exactly; output ``(features (B, 2·D), logits (B, n_classes))``.
   channel embedding → transformer → channel attention pooling;
 * head: MLP on the concatenated branch features.
 
-Variants: :func:`dbconformer` (generic; every size is a keyword), :func:`dbconformer_bnci2014001`
+Variants: ``dbconformer`` (the class itself; every size is a keyword), :func:`dbconformer_bnci2014001`
 (22 ch, 250 Hz, P=125, 8 tokens → 93,747 parameters for 2 classes) and
 :func:`dbconformer_eegmmidb` (PhysioNet MI: 64 ch, 160 Hz, P=80, 8 tokens). :func:`dbconformer_for`
 sizes a model from a stream's channel count, rate and window length.
@@ -26,7 +26,7 @@ from torch import nn
 
 from edgestream.core.checks import check_number, check_value, described, fail
 from edgestream.core.errors import ValidationError
-from edgestream.models.registry import create_model, register_model
+from edgestream.models.registry import MODELS, create_model, register_model
 
 ATTENTION_SCALES = ("embed", "head")  # 1/sqrt(D) as the reference does, or the usual 1/sqrt(D/heads)
 
@@ -271,37 +271,20 @@ def window_config(sfreq: float, window_s: float, patch_s: float = 0.5) -> dict[s
     return {"n_tokens": n_times // patch, "patch": patch}
 
 
-@register_model(family="dbconformer", kind="window", paper="Wang et al., IEEE JBHI 2025")
-def dbconformer(
-    n_channels: int = 22,
-    n_classes: int = 2,
-    n_tokens: int = 8,
-    patch: int = 125,
-    dim: int = 40,
-    depth: int = 2,
-    heads: int = 10,
-    attention_scale: str = "embed",
-    temporal_kernel: int = 63,
-    spatial_filters: int = 16,
-    spatial_kernel: int = 25,
-    spatial_stride: int = 5,
-    dropout: float = 0.5,
-    head_dropout: float = 0.3,
-) -> DBConformer:
-    """DBConformer with every size a keyword (defaults: the BNCI2014001 setup)."""
-    return DBConformer(**{k: v for k, v in locals().items()})
+# The generic variant is the class itself: every size is a keyword (defaults: the BNCI2014001 setup).
+MODELS.register("dbconformer", family="dbconformer", kind="window", paper="Wang et al., IEEE JBHI 2025")(DBConformer)
 
 
 @register_model(family="dbconformer", kind="window", sfreq=250.0, window_s=4.0)
 def dbconformer_bnci2014001(n_channels: int = 22, n_classes: int = 2, **overrides: Any) -> DBConformer:
     """BNCI2014001 motor imagery: 22 ch at 250 Hz, 4-s windows, P=125, 8 tokens (93,747 parameters, 2 classes)."""
-    return DBConformer(**({"n_channels": n_channels, "n_classes": n_classes, "n_tokens": 8, "patch": 125} | overrides))
+    return create_model("dbconformer", **({"n_channels": n_channels, "n_classes": n_classes, "n_tokens": 8, "patch": 125} | overrides))
 
 
 @register_model(family="dbconformer", kind="window", sfreq=160.0, window_s=4.0)
 def dbconformer_eegmmidb(n_channels: int = 64, n_classes: int = 2, **overrides: Any) -> DBConformer:
     """PhysioNet EEG motor imagery (eegmmidb): 64 ch at 160 Hz, 4-s windows, P=80 (0.5 s), 8 tokens."""
-    return DBConformer(**({"n_channels": n_channels, "n_classes": n_classes, "n_tokens": 8, "patch": 80} | overrides))
+    return create_model("dbconformer", **({"n_channels": n_channels, "n_classes": n_classes, "n_tokens": 8, "patch": 80} | overrides))
 
 
 def dbconformer_config(

@@ -17,8 +17,10 @@ import click
 @click.option("--picks", default=None, help="FIF/EDF/BDF channels to publish: MNE types or names, comma-separated "
                                             "(e.g. 'eeg' or 'eeg,eog'). Default: all channels.")
 @click.option("--chunk", type=int, default=10, show_default=True, help="Samples per push at the highest rate.")
+@click.option("--wait", "wait_s", type=float, default=0.0, show_default=True,
+              help="Seconds to wait for a consumer on every stream before playback starts.")
 def command(file: str, speed: float, loop: bool, name: str | None, source_id: str | None, duration: float | None,
-            counter: bool, no_markers: bool, picks: str | None, chunk: int) -> None:
+            counter: bool, no_markers: bool, picks: str | None, chunk: int, wait_s: float) -> None:
     """Replay FILE (FIF, EDF, BDF, GDF or XDF) as LSL streams with its original timing.
 
     EEG channels are published in µV with their units in the stream metadata; annotations
@@ -34,7 +36,7 @@ def command(file: str, speed: float, loop: bool, name: str | None, source_id: st
 
     pick = [p.strip() for p in picks.split(",") if p.strip()] if picks else None
     player = FilePlayer(file, speed=speed, loop=loop, name=name, source_id=source_id, chunk_size=chunk,
-                        counter=counter, markers=not no_markers, picks=pick)
+                        counter=counter, markers=not no_markers, picks=pick, wait_for_consumers=wait_s)
     player.start()
     for info in player.infos:
         rate = "irregular" if info.sfreq == 0 else f"{info.sfreq:g} Hz"

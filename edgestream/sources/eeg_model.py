@@ -145,7 +145,7 @@ class EEGParams:
     beta_freq: float = 22.0  # Hz
     erd_depth: float = 0.25  # rhythm gain during contralateral imagery (1 = no change)
     erd_tau: float = 0.3  # s, time constant of the gain change
-    line: float = 2.0  # line-noise amplitude (mean over channels)
+    line: float = 5.0  # line-noise amplitude (peak, mean over channels)
     blink_rate: float = 0.15  # blinks per second (Poisson)
     blink_amp: tuple[float, float] = (80.0, 200.0)  # µV at the frontal pole
     blink_len: float = 0.3  # s

@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 
 NONFINITE_POLICIES = ("error", "drop", "zero")
 RESOLVE_SLICE = 0.5  # s; longest a read() blocks in one resolve attempt while the stream is gone
+AMBIGUITY_WAIT = 0.6  # s; without a source_id, start() listens this long for a second matching stream
 _S = ConnectionState
 
 
@@ -208,6 +209,10 @@ class LSLSource(Source):
             raise StreamError(f"LSL source: no stream matching {query} appeared within timeout={self.timeout:g} s; "
                               f"{_describe_visible()}. Start the producer (e.g. `edgestream simulate eeg`), fix "
                               "name/type/source_id, or raise timeout.")
+        if not self.source_id:
+            # resolve returns at the first answer, and liblsl asks again in waves ~0.5 s apart:
+            # without a source_id, wait one more wave for a second match so a choice is never arbitrary
+            found = list({s.uid(): s for s in found + pylsl.resolve_bypred(query, 2, AMBIGUITY_WAIT)}.values())
         uids = {s.uid() for s in found}
         if len(uids) > 1:
             listed = "; ".join(f"{s.name()!r} (source_id {s.source_id()!r}, host {s.hostname()!r})" for s in found)
@@ -219,11 +224,14 @@ class LSLSource(Source):
             self.header = parse_header(inlet.info(self.timeout).as_xml())
             self.info = self._stream_info(self.header)
             self._validate(self.header)
-            inlet.open_stream(self.timeout)
+            self._first_clock_offset(inlet, self.timeout)
         except BaseException:
             inlet.close_stream()
             raise
+        # The data connection opens at the first read(): samples produced before the consumer
+        # starts reading were never its backlog, so they are neither delivered nor counted.
         self._inlet = inlet
+        self._opened = False
         self._t_ref = self._now()
         h = self.header
         self._set_state(_S.CONNECTED, self._t_ref, f"opened {h.name!r} from {h.hostname or '?'} "
@@ -240,6 +248,16 @@ class LSLSource(Source):
         flags = pylsl.proc_clocksync if self.clocksync else pylsl.proc_none
         return pylsl.StreamInlet(lsl_info, max_buflen=self.max_buflen, max_chunklen=0, recover=False,
                                  processing_flags=flags)
+
+    def _first_clock_offset(self, inlet: Any, timeout: float) -> None:
+        # liblsl's first clock-offset estimate takes ~0.6 s of probes; with clocksync the first
+        # pull would block for it while samples pile up, so get it before data flows.
+        if self.clocksync:
+            try:
+                inlet.time_correction(timeout)
+            except TimeoutError:
+                log.warning("LSL source %r: no clock-offset estimate within %.1f s; stamps may be offset",
+                            self.header.name if self.header else "?", timeout)
 
     def _close_inlet(self) -> None:
         inlet, self._inlet = self._inlet, None
@@ -268,7 +286,7 @@ class LSLSource(Source):
                 if ch not in labels:
                     import difflib
 
-                    close = difflib.get_close_matches(ch, labels, n=3)
+                    close = difflib.get_close_matches(ch, labels, n=3, cutoff=0.5)
                     hint = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
                     raise ConfigError(f"channels must name channels of stream {h.name!r}; got {ch!r}, which it does not "
                                       f"have.{hint} Its channels: {', '.join(labels[:70])}.")
@@ -353,6 +371,15 @@ class LSLSource(Source):
             if self.state is _S.ENDED or self.info is None:
                 return []
             return self._read_disconnected(timeout)
+        if not self._opened:
+            try:
+                inlet.open_stream(max(timeout, 0.5))
+            except TimeoutError:  # not reachable yet; the state machine keeps time
+                self._update_state(self._now())
+                return []
+            except Exception as exc:
+                return self._on_pull_error(exc)
+            self._opened = True
         try:
             if self._string:
                 data, ts = inlet.pull_chunk(timeout, self.max_chunk, None, 1, True)
@@ -534,11 +561,13 @@ class LSLSource(Source):
                               f"{h.channel_format} channels at {h.sfreq:g} Hz. Restart the pipeline for the new stream.")
         inlet = self._make_inlet(found[0])
         try:
+            self._first_clock_offset(inlet, max(1.0, timeout))
             inlet.open_stream(max(0.1, min(timeout, RESOLVE_SLICE)))
         except Exception:  # not reachable yet: try again at the next read
             log.debug("reopening %r failed", h.name, exc_info=True)
             return []
         self._inlet = inlet
+        self._opened = True
         self._reopened = True
         self._pending_gap = True
         now = self._now()

@@ -62,17 +62,21 @@ class FilePlayer:
         MNE channel selection for FIF/EDF/BDF (e.g. ``"eeg"``); None keeps every channel.
     linger : float
         Seconds the outlets stay open after the last sample (so consumers can drain).
+    wait_for_consumers : float
+        Seconds to wait, after creating the outlets, until every stream has a consumer before
+        the clock starts (0: start at once). Lets a recorder or test receive the whole file.
     """
 
     def __init__(self, path: str | Path, speed: float = 1.0, loop: bool = False, name: str | None = None,
                  source_id: str | None = None, chunk_size: int = 10, counter: bool = False, markers: bool = True,
-                 picks: Any = None, linger: float = 1.0) -> None:
+                 picks: Any = None, linger: float = 1.0, wait_for_consumers: float = 0.0) -> None:
         self.path = Path(path)
         self.speed = check_positive(speed, "speed", fix="Use 1.0 for real time, 10 for ten times faster.")
         self.loop = check_type(loop, bool, "loop")
         self.chunk_size = check_positive(chunk_size, "chunk_size", integer=True)
         self.counter, self.markers = bool(counter), bool(markers)
         self.linger = float(linger)
+        self.wait_for_consumers = float(wait_for_consumers)
         tracks = load_tracks(self.path, picks=picks)
         if not markers:
             tracks = [t for t in tracks if t.info.dtype != "string"]
@@ -131,6 +135,10 @@ class FilePlayer:
             self._done.set()
 
     def _play(self) -> None:
+        deadline = time.monotonic() + self.wait_for_consumers
+        while time.monotonic() < deadline and not all(w.have_consumers() for w in self._writers):
+            if self._stop.wait(0.01):
+                return
         self.t0 = t0 = local_clock()
         pos = [0] * len(self.tracks)
         while not self._stop.is_set():

@@ -21,7 +21,7 @@ from edgestream.core.chunk import Chunk, StreamInfo
 from edgestream.core.clock import local_clock
 from edgestream.core.io import SOURCES, ConnectionState, Source
 from edgestream.core.lslmeta import COUNTER_MODULUS, COUNTER_TYPE
-from edgestream.sources.eeg_model import EEGGenerator
+from edgestream.sources.eeg_model import EEGGenerator, EEGParams
 
 log = logging.getLogger(__name__)
 
@@ -64,13 +64,16 @@ class EEGSimulator:
         Append a ``counter`` channel (0, 1, 2, … per sample).
     duration : float or None
         Seconds of signal to publish; None runs until :meth:`stop`.
+    params : EEGParams or None
+        Amplitudes and timing of the signal model (defaults: :class:`EEGParams`).
     """
 
     def __init__(self, n_channels: int = 64, sfreq: float = 1000.0, chunk_size: int = 10,
                  name: str = "edgestream-sim-eeg", source_id: str = "edgestream-sim-eeg", seed: int = 0,
                  line_freq: float | None = 50.0, markers: bool = True, blinks: bool = True, counter: bool = False,
-                 duration: float | None = None) -> None:
-        self.generator = EEGGenerator(n_channels, sfreq, seed=seed, line_freq=line_freq, cues=markers, blinks=blinks)
+                 duration: float | None = None, params: EEGParams | None = None) -> None:
+        self.generator = EEGGenerator(n_channels, sfreq, seed=seed, line_freq=line_freq, cues=markers, blinks=blinks,
+                                      params=params)
         self.sfreq = self.generator.sfreq
         self.chunk_size = check_positive(chunk_size, "chunk_size", integer=True)
         self.name, self.source_id = name, source_id

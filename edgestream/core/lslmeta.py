@@ -45,6 +45,16 @@ FORMAT_DTYPES: dict[str, Any] = {
 _ELECTRIC_TYPES = ("eeg", "eog", "ecg", "emg", "seeg", "ecog", "dbs", "bio", "exg")
 
 
+def counter_values(start: int, n: int) -> np.ndarray:
+    """Counter channel values for samples ``start .. start + n - 1`` (float32, wrapping at 2**24)."""
+    return ((start + np.arange(n)) % COUNTER_MODULUS).astype(np.float32)
+
+
+def with_counter(data: np.ndarray, start: int) -> np.ndarray:
+    """``data`` (n, c) float32 with a counter column appended: (n, c + 1)."""
+    return np.concatenate([data, counter_values(start, data.shape[0])[:, None]], axis=1)
+
+
 @dataclasses.dataclass(frozen=True)
 class LSLHeader:
     """What an LSL stream header says about a stream (all channels, as published)."""
@@ -273,7 +283,7 @@ class OutletWriter:
         if self.counter:
             block = np.empty((n, self.n_channels), dtype=self.dtype)
             block[:, :-1] = arr
-            block[:, -1] = (self.count + np.arange(n)) % COUNTER_MODULUS
+            block[:, -1] = counter_values(self.count, n)
         else:
             block = np.ascontiguousarray(arr, dtype=self.dtype)
         # a float stamp per sample (pylsl's per-sample path); one C call for the block

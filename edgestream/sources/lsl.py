@@ -39,8 +39,9 @@ from edgestream.core.chunk import Chunk, StreamInfo
 from edgestream.core.clock import local_clock
 from edgestream.core.errors import ConfigError, DataError, StreamError, ValidationError
 from edgestream.core.io import SOURCES, ConnectionState, Source
-from edgestream.core.lslmeta import COUNTER_MODULUS, COUNTER_TYPE, FORMAT_DTYPES, LSLHeader, parse_header, resolve_unit
-from edgestream.core.units import parse_unit, scale_factor
+from edgestream.core.lslmeta import COUNTER_MODULUS, LSLHeader, parse_header
+from edgestream.core.units import parse_unit
+from edgestream.sources.lsl_plan import ReadPlan, plan_reading
 
 log = logging.getLogger(__name__)
 
@@ -184,7 +185,9 @@ class LSLSource(Source):
         self.nonfinite_replaced = 0  # values set to 0 by nonfinite="zero"
         self.lag = float("nan")  # s, LSL clock at the last read minus the newest sample delivered
         self.header: LSLHeader | None = None
+        self.plan: ReadPlan | None = None  # how samples of the resolved stream become chunks
         self._inlet: Any = None
+        self._buf: np.ndarray | None = None  # liblsl writes pulled samples here (numeric streams)
         self._reset_runtime()
 
     def _reset_runtime(self) -> None:
@@ -222,7 +225,10 @@ class LSLSource(Source):
         inlet = self._make_inlet(found[0])
         try:
             self.header = parse_header(inlet.info(self.timeout).as_xml())
-            self.info = self._stream_info(self.header)
+            self.plan = plan_reading(self.header, units=self.units, unit_mul=self.unit_mul, to_units=self.to_units,
+                                     channels=self.channels, counter_channel=self.counter_channel)
+            self.info = self.plan.info
+            self._buf = None if self.plan.string else np.empty((self.max_chunk, self.header.n_channels), self.plan.dtype)
             self._validate(self.header)
             self._first_clock_offset(inlet, self.timeout)
         except BaseException:
@@ -267,86 +273,6 @@ class LSLSource(Source):
             except Exception:  # a lost inlet may refuse; it is discarded either way
                 log.debug("close_stream failed", exc_info=True)
 
-    # --- header → StreamInfo -----------------------------------------------------------------
-    def _stream_info(self, h: LSLHeader) -> StreamInfo:
-        n = h.n_channels
-        labels = [lab or f"ch{i + 1}" for i, lab in enumerate(h.labels)] or [f"ch{i + 1}" for i in range(n)]
-        types = [t or h.type.lower() or "misc" for t in h.types] or [h.type.lower() or "misc"] * n
-        string = h.channel_format == "string"
-        raw_units = self._declared_units(labels, types, h.units or ("",) * n)
-        # unit_mul qualifies FIFF codes given as integers (MNE's convention), never unit text
-        units = [resolve_unit(u, t, self.unit_mul if isinstance(u, int) else 0) for u, t in zip(raw_units, types)]
-        self._string = string
-        self._dtype = FORMAT_DTYPES.get(h.channel_format, np.float32)
-        self._counter_idx = None if string else self._find_counter(labels, types)
-        picks = list(range(n))
-        if self.channels is not None:
-            picks = []
-            for ch in self.channels:
-                if ch not in labels:
-                    import difflib
-
-                    close = difflib.get_close_matches(ch, labels, n=3, cutoff=0.5)
-                    hint = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
-                    raise ConfigError(f"channels must name channels of stream {h.name!r}; got {ch!r}, which it does not "
-                                      f"have.{hint} Its channels: {', '.join(labels[:70])}.")
-                picks.append(labels.index(ch))
-        self._picks = None if picks == list(range(n)) else np.asarray(picks)
-        out_units = [units[i] for i in picks]
-        scale = np.ones(len(picks))
-        if self.to_units is not None:
-            target_base = parse_unit(self.to_units)[0]
-            matched = False
-            for j, u in enumerate(out_units):
-                if u != "a.u." and parse_unit(u)[0] == target_base:
-                    scale[j] = scale_factor(u, self.to_units)
-                    out_units[j] = self.to_units
-                    matched = True
-            if not matched:
-                raise ConfigError(f"to_units={self.to_units!r} must match the quantity of at least one channel of stream "
-                                  f"{h.name!r}; its units are {sorted(set(out_units))}. Declare the stream's units "
-                                  "with units=... (e.g. units='V'), or drop to_units.")
-        self._scale = None if np.all(scale == 1.0) else scale.astype(np.float64)
-        self._buf = None if string else np.empty((self.max_chunk, n), dtype=self._dtype)
-        desc = dict(h.desc) | {"lsl": {"hostname": h.hostname, "uid": h.uid, "channel_format": h.channel_format,
-                                       "created_at": h.created_at}}
-        return StreamInfo(name=h.name, type=h.type, source_id=h.source_id, sfreq=h.sfreq,
-                          ch_names=tuple(labels[i] for i in picks), ch_types=tuple(types[i] for i in picks),
-                          units=tuple(out_units), dtype="string" if string else "float32", desc=desc)
-
-    def _declared_units(self, labels: list[str], types: list[str], declared: Sequence[str]) -> list[Any]:
-        units: list[Any] = list(declared)
-        given = self.units
-        if given is None:
-            return units
-        if isinstance(given, (str, int)) and not isinstance(given, bool):
-            return [given if t != COUNTER_TYPE else u for u, t in zip(units, types)]
-        if isinstance(given, Mapping):
-            for ch, u in given.items():
-                if ch not in labels:
-                    raise ConfigError(f"units must map channels of the stream; got channel {ch!r}, which it does not "
-                                      f"have. Its channels: {', '.join(labels[:70])}.")
-                units[labels.index(ch)] = u
-            return units
-        if isinstance(given, Sequence) and len(given) == len(labels):
-            return list(given)
-        fail("units", f"be one unit, a list of {len(labels)} units (one per channel) or a {{channel: unit}} mapping",
-             given)
-
-    def _find_counter(self, labels: list[str], types: list[str]) -> int | None:
-        spec = self.counter_channel
-        if spec is False:
-            return None
-        if spec is None:
-            return types.index(COUNTER_TYPE) if COUNTER_TYPE in types else None
-        if isinstance(spec, int) and not isinstance(spec, bool):
-            if not 0 <= spec < len(labels):
-                fail("counter_channel", f"be a channel index in [0, {len(labels) - 1}]", spec)
-            return spec
-        if spec not in labels:
-            fail("counter_channel", "name a channel of the stream", spec, f"Its channels: {', '.join(labels[:70])}.")
-        return labels.index(spec)
-
     def _validate(self, h: LSLHeader) -> None:
         info = self.info
         if self.require_regular and h.sfreq <= 0:
@@ -381,7 +307,7 @@ class LSLSource(Source):
                 return self._on_pull_error(exc)
             self._opened = True
         try:
-            if self._string:
+            if self.plan.string:
                 data, ts = inlet.pull_chunk(timeout, self.max_chunk, None, 1, True)
             else:
                 data, ts = inlet.pull_chunk(timeout, self.max_chunk, self._buf, 1, True)
@@ -391,7 +317,7 @@ class LSLSource(Source):
         if n == 0:
             self._update_state(self._now())
             return []
-        raw = data.copy() if not self._string else data
+        raw = data.copy() if not self.plan.string else data
         if n == self.max_chunk:  # more may be waiting: drain to now
             raw, ts = self._drain(inlet, raw, ts)
         return self._deliver(raw, ts)
@@ -400,7 +326,7 @@ class LSLSource(Source):
         parts, stamps = [raw], [ts]
         while True:
             try:
-                if self._string:
+                if self.plan.string:
                     d, t = inlet.pull_chunk(0.0, self.max_chunk, None, None, True)
                 else:
                     d, t = inlet.pull_chunk(0.0, self.max_chunk, self._buf, None, True)
@@ -408,7 +334,7 @@ class LSLSource(Source):
                 self._on_pull_error(exc)  # deliver what we have; the loss shows at reconnect
                 break
             if t.shape[0]:
-                parts.append(d.copy() if not self._string else d)
+                parts.append(d.copy() if not self.plan.string else d)
                 stamps.append(t)
             if t.shape[0] < self.max_chunk:
                 break
@@ -439,22 +365,22 @@ class LSLSource(Source):
                 reconnect_missing = max(0, int(round((ts[0] - self._last_ts) * info.sfreq)) - 1)
                 self.drops.reconnect_gap += reconnect_missing
                 gap = True
-        if self._counter_idx is not None:
-            gap = self._check_counter(raw[:, self._counter_idx]) or gap
+        if self.plan.counter_idx is not None:
+            gap = self._check_counter(raw[:, self.plan.counter_idx]) or gap
         self._last_ts = float(ts[-1])
         if self.max_lag is not None and info.sfreq > 0 and ts[-1] - ts[0] > self.max_lag:
             k = int(np.searchsorted(ts, ts[-1] - self.max_lag, side="left"))
             self.drops.overflow += k
             raw, ts, gap = raw[k:], ts[k:], True
-        if self._string:
+        if self.plan.string:
             data = np.asarray([[v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in row]
                                for row in raw], dtype=object).reshape(len(ts), -1)
-            if self._picks is not None:
-                data = data[:, self._picks]
+            if self.plan.picks is not None:
+                data = data[:, self.plan.picks]
         else:
-            x = raw if self._picks is None else raw[:, self._picks]
-            if self._scale is not None:
-                x = x * self._scale
+            x = raw if self.plan.picks is None else raw[:, self.plan.picks]
+            if self.plan.scale is not None:
+                x = x * self.plan.scale
             data = x if x.dtype == np.float32 and x.flags.c_contiguous else np.ascontiguousarray(x, dtype=np.float32)
             if not np.isfinite(data).all():
                 data, ts = self._nonfinite(data, ts)
@@ -470,7 +396,7 @@ class LSLSource(Source):
 
     def _mark_alive(self, now: float, reconnect_missing: int) -> None:
         self._t_ref = now
-        if self.state is not _S.CONNECTED:
+        if self.state is not _S.CONNECTED and self._inlet is not None:  # (a drain may have hit a closed outlet)
             detail = "samples arriving again"
             if reconnect_missing:
                 detail += f"; about {reconnect_missing} samples missed while disconnected (drops.reconnect_gap)"

@@ -10,8 +10,6 @@ nominal rate in the header stays the recording's: the content is sampled at that
 from __future__ import annotations
 
 import hashlib
-import logging
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -23,10 +21,9 @@ from edgestream.core.checks import check_positive, check_type, fail
 from edgestream.core.chunk import Chunk, StreamInfo
 from edgestream.core.clock import local_clock
 from edgestream.core.io import SOURCES, ConnectionState, Source
-from edgestream.core.lslmeta import COUNTER_MODULUS, COUNTER_TYPE, OutletWriter
+from edgestream.core.lslmeta import COUNTER_TYPE, OutletWriter, with_counter
+from edgestream.sources.publisher import Publisher
 from edgestream.sources.tracks import Track, load_tracks
-
-log = logging.getLogger(__name__)
 
 
 def default_source_id(path: Path) -> str:
@@ -35,7 +32,7 @@ def default_source_id(path: Path) -> str:
     return f"edgestream-play-{path.stem}-{digest}"
 
 
-class FilePlayer:
+class FilePlayer(Publisher):
     """Publish every stream of a recording over LSL with its original relative timing.
 
     Parameters
@@ -70,6 +67,7 @@ class FilePlayer:
     def __init__(self, path: str | Path, speed: float = 1.0, loop: bool = False, name: str | None = None,
                  source_id: str | None = None, chunk_size: int = 10, counter: bool = False, markers: bool = True,
                  picks: Any = None, linger: float = 1.0, wait_for_consumers: float = 0.0) -> None:
+        super().__init__()
         self.path = Path(path)
         self.speed = check_positive(speed, "speed", fix="Use 1.0 for real time, 10 for ten times faster.")
         self.loop = check_type(loop, bool, "loop")
@@ -102,16 +100,12 @@ class FilePlayer:
         self.loops = 0
         self.t0 = float("nan")
         self._writers: list[OutletWriter] = []
-        self._stop = threading.Event()
-        self._done = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._error: BaseException | None = None
 
     @property
     def infos(self) -> list[StreamInfo]:
         return [t.info for t in self.tracks]
 
-    def start(self) -> FilePlayer:
+    def _open(self) -> None:
         for tr in self.tracks:
             desc = dict(tr.info.desc) | {
                 "pipeline": {"name": "play", "node": tr.info.name, "edgestream_version": __version__},
@@ -120,19 +114,10 @@ class FilePlayer:
             }
             self._writers.append(OutletWriter(tr.info, tr.info.source_id, counter=self.counter,
                                               channel_format=tr.channel_format, desc=desc))
-        self._thread = threading.Thread(target=self._run, name=f"play-{self.path.name}", daemon=True)
-        self._thread.start()
-        return self
 
-    def _run(self) -> None:
-        try:
-            self._play()
-            self._stop.wait(self.linger)
-        except BaseException as exc:  # surfaced by wait()
-            self._error = exc
-            log.exception("file player failed")
-        finally:
-            self._done.set()
+    def _publish(self) -> None:
+        self._play()
+        self._stop.wait(self.linger)  # consumers drain what is in flight before the outlets go
 
     def _play(self) -> None:
         deadline = time.monotonic() + self.wait_for_consumers
@@ -158,26 +143,10 @@ class FilePlayer:
                 continue
             self._stop.wait(self.tick)
 
-    def wait(self, timeout: float | None = None) -> bool:
-        """Block until playback ended (and lingered); True if it has."""
-        done = self._done.wait(timeout)
-        if self._error is not None:
-            raise self._error
-        return done
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5.0)
+    def _close(self) -> None:
         for w in self._writers:
             w.close()
         self._writers = []
-
-    def __enter__(self) -> FilePlayer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 @SOURCES.register("file")
@@ -249,7 +218,7 @@ class FileSource(Source):
         data = self._data[self._pos:end]
         n = end - self._pos
         if self.counter:
-            data = np.concatenate([data, ((self._k + np.arange(n)) % COUNTER_MODULUS)[:, None].astype(np.float32)], axis=1)
+            data = with_counter(data, self._k)
         self._pos, self._k = end, self._k + n
         self.samples_in += n
         return [Chunk(np.ascontiguousarray(data), stamps, self.info)]

@@ -9,8 +9,6 @@ stamped at the sample where the cue starts.
 from __future__ import annotations
 
 import collections
-import logging
-import threading
 import time
 from typing import Any
 
@@ -20,10 +18,9 @@ from edgestream.core.checks import check_number, check_positive
 from edgestream.core.chunk import Chunk, StreamInfo
 from edgestream.core.clock import local_clock
 from edgestream.core.io import SOURCES, ConnectionState, Source
-from edgestream.core.lslmeta import COUNTER_MODULUS, COUNTER_TYPE
+from edgestream.core.lslmeta import COUNTER_TYPE, with_counter
 from edgestream.sources.eeg_model import EEGGenerator, EEGParams
-
-log = logging.getLogger(__name__)
+from edgestream.sources.publisher import Publisher
 
 
 def eeg_stream_info(gen: EEGGenerator, name: str, source_id: str) -> StreamInfo:
@@ -38,7 +35,7 @@ def markers_stream_info(name: str, source_id: str) -> StreamInfo:
                       ch_types=("marker",), units=("a.u.",), dtype="string")
 
 
-class EEGSimulator:
+class EEGSimulator(Publisher):
     """Publish simulated EEG (and its cue markers) over LSL on a real-time schedule.
 
     Sample ``i`` is stamped ``t0 + i / sfreq`` on the LSL clock and pushed as soon as its chunk
@@ -72,6 +69,7 @@ class EEGSimulator:
                  name: str = "edgestream-sim-eeg", source_id: str = "edgestream-sim-eeg", seed: int = 0,
                  line_freq: float | None = 50.0, markers: bool = True, blinks: bool = True, counter: bool = False,
                  duration: float | None = None, params: EEGParams | None = None) -> None:
+        super().__init__()
         self.generator = EEGGenerator(n_channels, sfreq, seed=seed, line_freq=line_freq, cues=markers, blinks=blinks,
                                       params=params)
         self.sfreq = self.generator.sfreq
@@ -84,18 +82,13 @@ class EEGSimulator:
         self.samples_pushed = 0
         self.markers_pushed: list[tuple[float, str]] = []
         self.t0 = float("nan")
-        self._stop = threading.Event()
-        self._done = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._error: BaseException | None = None
         self._outlets: list[Any] = []
 
     def generate(self, n: int) -> tuple[np.ndarray, list[tuple[int, str]]]:
         """The next ``n`` samples (n, n_channels) µV and cues ``[(sample index, label)]`` — no LSL, no clock."""
         return self.generator.generate(n)
 
-    def start(self) -> EEGSimulator:
-        """Create the outlets and start the publisher thread."""
+    def _open(self) -> None:
         from edgestream.sinks.lsl_outlet import LSLOutlet
 
         context = {"pipeline": "simulate", "node": "eeg", "input": "eeg",
@@ -109,18 +102,6 @@ class EEGSimulator:
             mk.build(self.markers_info, context | {"node": "markers"})
             mk.start()
             self._outlets.append(mk)
-        self._thread = threading.Thread(target=self._run, name=f"simulate-{self.name}", daemon=True)
-        self._thread.start()
-        return self
-
-    def _run(self) -> None:
-        try:
-            self._publish()
-        except BaseException as exc:  # surfaced by wait()/stop()
-            self._error = exc
-            log.exception("EEG simulator failed")
-        finally:
-            self._done.set()
 
     def _publish(self) -> None:
         eeg = self._outlets[0]
@@ -146,27 +127,10 @@ class EEGSimulator:
             k += n
             self.samples_pushed = k
 
-    def wait(self, timeout: float | None = None) -> bool:
-        """Block until the publisher finished (``duration`` reached or stopped); True if it did."""
-        done = self._done.wait(timeout)
-        if self._error is not None:
-            raise self._error
-        return done
-
-    def stop(self) -> None:
-        """Stop publishing and destroy the outlets."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5.0)
+    def _close(self) -> None:
         for outlet in self._outlets:
             outlet.stop()
         self._outlets = []
-
-    def __enter__(self) -> EEGSimulator:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 @SOURCES.register("simulate_eeg")
@@ -226,7 +190,7 @@ class SimulatedEEGSource(Source):
                 time.sleep(wait)
         data, cues = self.generator.generate(n)
         if self.counter:
-            data = np.concatenate([data, ((self._k + np.arange(n)) % COUNTER_MODULUS)[:, None].astype(np.float32)], axis=1)
+            data = with_counter(data, self._k)
         stamps = self._t0 + (self._k + np.arange(n)) / fs
         self.cues.extend((self._t0 + i / fs, label) for i, label in cues)
         self._k += n

@@ -94,6 +94,9 @@ class FilePlayer(Publisher):
                 sid = f"{base}-markers" if is_markers else base
             self.tracks.append(Track(tr.info.replace(name=tname, source_id=sid), tr.data, tr.times, tr.channel_format))
         self.span = max(t.end for t in self.tracks)  # seconds of file per loop
+        if self.loop and self.span <= 0:
+            fail("loop", "only be used with a recording that lasts longer than 0 s", self.loop,
+                 f"{self.path.name} holds a single instant; play it without --loop.")
         rates = [t.info.sfreq for t in self.tracks if t.info.sfreq > 0]
         self.tick = min(0.05, max(0.001, self.chunk_size / (max(rates) * self.speed))) if rates else 0.01
         self.samples_pushed = [0] * len(self.tracks)

@@ -51,7 +51,9 @@ def test_counter_continuity_source_to_outlet(sim500, uid, raw_inlet):
     liblsl's clock-offset estimate)."""
     direct = raw_inlet(sim500)  # the producer's stream, stamps as sent
     assert len(direct.pull_chunk(10.0, 50, None, 50, True)[1]) == 50  # the producer runs steadily
-    src = LSLSource(source_id=sim500, timeout=15)
+    # max_lag is generous here: this test is about transport continuity, and a producer stalled
+    # by a busy CI machine must not turn into (correctly counted) overflow
+    src = LSLSource(source_id=sim500, timeout=15, max_lag=5.0)
     info = src.start()
     assert info.ch_names[-1] == "counter" and info.ch_types == ("eeg",) * 8 + ("counter",)
     assert info.units == ("uV",) * 8 + ("a.u.",) and info.sfreq == 500.0
@@ -112,7 +114,7 @@ def test_slow_consumer_overflow_counted_and_reader_at_now(sim500):
     assert c.gap
     np.testing.assert_array_equal(np.diff(counter), 1)
     assert c.timestamps[-1] - c.timestamps[0] <= 0.2
-    assert now - c.timestamps[-1] < 0.1  # at "now", not a second behind
+    assert now - c.timestamps[-1] < 0.25  # at "now", not a second behind
 
 
 def test_outlet_killed_and_restarted(uid, procs):

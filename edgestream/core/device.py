@@ -45,6 +45,7 @@ class DeviceProfile:
     latency_budget_ms: float = 50.0  # end-to-end p99 the device must meet (edgestream bench pass/fail)
     memory_budget_mb: float = 1024.0  # model memory available (used by the ED-ViT planner)
     compute_gflops: float = 10.0  # sustained GFLOP/s for planning (ED-ViT assignment)
+    network_mbps: float = 1000.0  # link rate to the coordinating host in Mbit/s (ED-ViT transfer estimates)
     engine_cache: str = "~/.cache/edgestream/engines"  # where exported ONNX/TensorRT engines are cached
     strict: bool = False  # True: a missing accelerator is an error instead of a CPU fallback
     fallback_reason: str = ""  # set when the resolved profile fell back to CPU (empty otherwise)
@@ -59,6 +60,8 @@ class DeviceProfile:
         check_number(self.queue_size, f"device profile {self.name!r}: queue_size", low=1, integer=True)
         check_number(self.latency_budget_ms, f"device profile {self.name!r}: latency_budget_ms", low=0, low_inclusive=False)
         check_number(self.memory_budget_mb, f"device profile {self.name!r}: memory_budget_mb", low=0, low_inclusive=False)
+        check_number(self.compute_gflops, f"device profile {self.name!r}: compute_gflops", low=0, low_inclusive=False)
+        check_number(self.network_mbps, f"device profile {self.name!r}: network_mbps", low=0, low_inclusive=False)
         if not (self.torch_device == "cpu" or self.torch_device.startswith("cuda")):
             raise ConfigError(
                 f"device profile {self.name!r}: torch_device must be 'cpu' or 'cuda[:N]'; got {self.torch_device!r}."

@@ -75,13 +75,12 @@ def fusion_input(features: Sequence[torch.Tensor | np.ndarray | None], present: 
     ref = next((f for f in features if f is not None), None)
     if ref is None:
         raise DataError("fusion needs at least one sub-model's features; got none (every device missing).")
-    ref = torch.as_tensor(ref)
     b, d = ref.shape
     rows = []
     for i, f in enumerate(features):
         ok = f is not None and (present is None or bool(present[i]))
         if ok:
-            t = torch.as_tensor(f, dtype=torch.float32)
+            t = torch.tensor(np.asarray(f, dtype=np.float32)) if not isinstance(f, torch.Tensor) else f.float()
             rows.append(torch.cat([t, torch.ones(b, 1)], dim=1))
         else:
             rows.append(torch.zeros(b, d + 1))

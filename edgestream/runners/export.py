@@ -54,6 +54,11 @@ class ExportError(EdgestreamError, RuntimeError):
     """A model could not be exported to ONNX, or the exported graph does not match torch."""
 
 
+def show_progress() -> None:
+    """Let export/verification/warm-up progress reach the console (CLIs call this; the root level stays WARNING)."""
+    progress_log.setLevel(logging.INFO)
+
+
 def report(message: str, progress: Progress | None = None) -> None:
     """Surface a progress step (export, verification, quantisation, warm-up)."""
     (progress or progress_log.info)(message)
@@ -163,8 +168,15 @@ def _torch_export(module: Any, args: tuple, path: Path, inputs: list[str], outpu
     """TorchScript-based export (dynamo=False: reliable for recurrent ops); the dynamo exporter as a fallback."""
     import torch
 
+    import warnings
+
     dynamic = {n: {0: "batch"} for n in inputs + outputs}
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        # The TorchScript exporter's deprecation notice and its advice on RNN initial states (which
+        # are inputs here) are not actionable for users.
+        warnings.simplefilter("ignore", category=UserWarning)
+        warnings.simplefilter("ignore", category=DeprecationWarning)
+        warnings.simplefilter("ignore", category=FutureWarning)
         try:
             torch.onnx.export(module, args, str(path), input_names=inputs, output_names=outputs,
                               dynamic_axes=dynamic, opset_version=opset, dynamo=False)
@@ -174,6 +186,8 @@ def _torch_export(module: Any, args: tuple, path: Path, inputs: list[str], outpu
             try:
                 batch = torch.export.Dim("batch", min=1, max=1024)
                 shapes = tuple({0: batch} for _ in args)
+                if len(args) > 1 and module.__class__.__name__ == "StreamingStep":  # forward(x, *state)
+                    shapes = (shapes[0], shapes[1:])
                 torch.onnx.export(module, args, str(path), input_names=inputs, output_names=outputs,
                                   dynamic_shapes=shapes, opset_version=max(opset, 18), dynamo=True)
             except Exception as second:
@@ -307,8 +321,17 @@ def _export_fp32(model: Any, name: str, streaming: bool, chunk: int, example: np
         return {"kind": "streaming", "chunk": chunk, "delay": int(getattr(model, "delay", 0)),
                 "state": {k: {"input": f"state_in.{k}", "output": f"state_out.{k}", "shape": list(v.shape[1:]),
                               "dtype": str(v.dtype).replace("torch.", "")} for k, v in state.items()}}
-    with torch.no_grad():
-        y = model(x)
+    try:
+        with torch.no_grad():
+            y = model(x)
+    except EdgestreamError:
+        raise
+    except Exception as exc:  # a shape mismatch deep inside torch: say which input was tried
+        raise ConfigError(
+            f"model {name} must accept an input of shape {tuple(example.shape)} to be exported; the torch dry run failed "
+            f"({type(exc).__name__}: {str(exc).splitlines()[0][:160]}). Pass the input shape (edgestream export --shape CxT) "
+            "or model overrides that match it."
+        ) from None
     n_out = len(y) if isinstance(y, (tuple, list)) else 1
     outs = ["y"] if n_out == 1 else [f"y{i}" for i in range(n_out)]
     report(f"{name}: exporting to ONNX (input {tuple(example.shape)}; opset {opset})", progress)
@@ -424,7 +447,8 @@ def verification_input(model: Any, artefact: Artefact, seed: int = 0) -> np.ndar
     """Seeded standard-normal input: streaming models get 3 calls' worth of steps (plus state carried)."""
     rng = np.random.default_rng(seed)
     if artefact.streaming:
-        shape = example_input(model, 2, 3 * int(artefact.chunk))
+        chunk = int(artefact.chunk)
+        shape = example_input(model, 2, chunk * max(3, -(-12 // chunk)))  # >= 3 calls and >= 12 steps
     else:
         shape = np.zeros([2] + list(artefact.manifest["input_shape"]), np.float32)
     return rng.standard_normal(shape.shape).astype(np.float32)

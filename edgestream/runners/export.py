@@ -177,6 +177,7 @@ def _torch_export(module: Any, args: tuple, path: Path, inputs: list[str], outpu
         warnings.simplefilter("ignore", category=UserWarning)
         warnings.simplefilter("ignore", category=DeprecationWarning)
         warnings.simplefilter("ignore", category=FutureWarning)
+        warnings.simplefilter("ignore", category=torch.jit.TracerWarning)  # shape checks in forward() are traced as constants
         try:
             torch.onnx.export(module, args, str(path), input_names=inputs, output_names=outputs,
                               dynamic_axes=dynamic, opset_version=opset, dynamo=False)

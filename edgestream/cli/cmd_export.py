@@ -49,7 +49,10 @@ def command(model: str, backend: str, precision: str | None, chunk: int | None, 
     if precision is None:
         precision = graph_precision(profile) if device else "fp32"
     streaming = is_streaming(net)
-    chunk = chunk if chunk is not None else profile.onnx_chunk
+    from edgestream.core.checks import check_number
+
+    chunk = check_number(chunk if chunk is not None else profile.onnx_chunk, "--chunk", low=1, integer=True,
+                         fix="Pass the time steps per call, e.g. --chunk 16.")
     example = None if streaming else _example(net, shape)
     echo = lambda m: click.echo(f"  {m}", err=True)  # noqa: E731
     click.echo(f"edgestream export: {name} ({'streaming' if streaming else 'stateless'}, "

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from edgestream.core.errors import ConfigError
-from edgestream.runners.export import Artefact, Progress, export_onnx, report
+from edgestream.runners.export import Artefact, ExportError, Progress, export_onnx, report
 
 log = logging.getLogger(__name__)
 
@@ -251,13 +251,26 @@ def _choice(profile: Any, backend: str | None) -> str:
     return choice
 
 
+def _or_torch(build: Any, torch_backend: Any, profile: Any, backend: str | None, label: str) -> Any:
+    """Build the ONNX Runtime backend; if the profile chose it and the model cannot be exported, fall back to torch (logged)."""
+    try:
+        return build()
+    except ExportError as exc:
+        if backend is not None or getattr(profile, "strict", False):
+            raise  # asked for explicitly (stage option / strict profile): the failure is the answer
+        log.warning("device %r: ONNX export of %s failed (%s): falling back to the torch backend",
+                    getattr(profile, "name", "?"), label, str(exc).splitlines()[0][:200])
+        return torch_backend()
+
+
 def make_backend(model: Any, example: np.ndarray, profile: Any = None, backend: str | None = None,
                  model_name: str | None = None, progress: Progress | None = None) -> Any:
     """Window-model backend named by ``backend``, else by the profile (its ``model_overrides`` for ``model_name``)."""
     profile = profile_for(profile, model_name)
     if _choice(profile, backend) == "torch":
         return TorchBackend(model, profile)
-    return OrtBackend(model, example, profile, model_name, progress)
+    return _or_torch(lambda: OrtBackend(model, example, profile, model_name, progress), lambda: TorchBackend(model, profile),
+                     profile, backend, model_name or type(model).__name__)
 
 
 def make_streaming_backend(model: Any, profile: Any = None, backend: str | None = None, model_name: str | None = None,
@@ -266,4 +279,5 @@ def make_streaming_backend(model: Any, profile: Any = None, backend: str | None 
     profile = profile_for(profile, model_name)
     if _choice(profile, backend) == "torch":
         return TorchStreamingBackend(model, profile)
-    return OrtStreamingBackend(model, model_name, profile, chunk, progress)
+    return _or_torch(lambda: OrtStreamingBackend(model, model_name, profile, chunk, progress),
+                     lambda: TorchStreamingBackend(model, profile), profile, backend, model_name or type(model).__name__)

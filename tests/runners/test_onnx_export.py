@@ -196,6 +196,18 @@ def test_export_refuses_a_graph_that_differs_from_torch(cache):
     assert not list((cache / "onnx").glob("data_dependent*"))  # nothing half-written is cached
 
 
+def test_unexportable_model_falls_back_to_torch_and_logs(caplog):
+    import logging
+
+    profile = load_profile("cpu")  # chooses onnxruntime for streaming models
+    with caplog.at_level(logging.WARNING, logger="edgestream.runners.backend"):
+        chosen = make_streaming_backend(DataDependent(), profile, model_name="data_dependent", chunk=2)
+    assert isinstance(chosen, TorchStreamingBackend)
+    assert "device 'cpu': ONNX export of data_dependent failed" in caplog.text and "falling back to the torch backend" in caplog.text
+    with pytest.raises(Exception, match="must reproduce torch"):  # asked for explicitly: no silent fallback
+        make_streaming_backend(DataDependent(), profile, backend="onnxruntime", model_name="data_dependent", chunk=2)
+
+
 def test_export_needs_an_input_shape(cache):
     with pytest.raises(ConfigError, match=r"must state its input shape to be exported; got none of the attributes"):
         export_onnx(torch.nn.Sequential(torch.nn.ReLU()), "bare_relu")

@@ -99,3 +99,39 @@ def test_cli_errors_exit_2_with_the_rule():
     assert "start --address=10.1.2.3:6379 '--resources={\"edgestream_device_box_a\": 1}' --block" in result.output
     result = runner.invoke(cli, ["split", "serve", "--device", "box-a"])
     assert result.exit_code == 2 and "--address must be given to join a cluster" in result.output
+
+
+def test_camera_edvit_pipeline_file_routes_predictions_and_status(tiny_plan, shared_data):
+    pytest.importorskip("av")
+    from edgestream.pipeline import Engine, build, load_pipeline
+    from edgestream.pipeline.config import resolve_pipeline_path
+
+    path = resolve_pipeline_path("camera_edvit")
+    overrides = [f"camera.path={shared_data / 'video' / 'vtest.avi'}", "camera.realtime=false", "camera.loop=false",
+                 "camera.max_frames=24", f"model.plan={tiny_plan.root / 'plan.yaml'}"]
+    spec = load_pipeline(path, overrides)
+    for sink in spec.sinks:  # keep the wiring, collect in memory instead of LSL outlets
+        sink.kind, sink.params = "memory", {}
+    graph = build(spec)
+    Engine(graph, publish=False).run(duration=60)
+    preds = graph.node("predictions").component.result()
+    status = graph.node("status").component.result()
+    assert preds.info.type == "Predictions" and preds.n_times == 24
+    assert status.info.type == "EDViTStatus" and status.n_times >= 1
+    assert status.info.ch_names[-2:] == ("n_present", "fused_ms") and (status.data[:, -2] == 2).all()
+    assert np.isfinite(preds.data).all() and ((preds.data[:, 10] >= 0) & (preds.data[:, 10] < 10)).all()
+
+
+def test_reading_a_port_the_stage_does_not_have_is_a_clear_error(tiny_plan, shared_data):
+    pytest.importorskip("av")
+    from edgestream.pipeline import build, load_pipeline
+    from edgestream.pipeline.config import resolve_pipeline_path
+
+    spec = load_pipeline(resolve_pipeline_path("camera_edvit"), [
+        f"camera.path={shared_data / 'video' / 'vtest.avi'}", f"model.plan={tiny_plan.root / 'plan.yaml'}",
+        "status.input=model.stats"])
+    for sink in spec.sinks:
+        sink.kind, sink.params = "memory", {}
+    graph = build(spec)
+    with pytest.raises(ValidationError, match=r"has no output port 'stats'; its extra outputs are \['status'\]"):
+        graph.start()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import multiprocessing
 import threading
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -295,3 +296,17 @@ class PublisherProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, step_ms: int = 20) -> bool:
+    """Run the Qt event loop until ``condition()`` holds or ``timeout`` seconds pass."""
+    from PySide6 import QtCore, QtWidgets
+
+    app = QtWidgets.QApplication.instance()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        app.processEvents(QtCore.QEventLoop.ProcessEventsFlag.AllEvents, step_ms)
+        if condition():
+            return True
+        time.sleep(step_ms / 1000)
+    return condition()

@@ -19,14 +19,14 @@ class StreamPicker(QtWidgets.QWidget):
         layout = QtWidgets.QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
         self.tree = QtWidgets.QTreeWidget()
-        self.tree.setHeaderLabels(["stream", "type", "ch", "Hz", "state"])
+        self.tree.setHeaderLabels(["stream", "type", "Hz", "state"])
         self.tree.setRootIsDecorated(False)
         self.tree.setUniformRowHeights(True)
         self.tree.itemChanged.connect(self._changed)
         header = self.tree.header()
         header.setStretchLastSection(False)
         header.setSectionResizeMode(0, QtWidgets.QHeaderView.ResizeMode.Stretch)
-        self.setMinimumWidth(250)
+        self.setMinimumWidth(290)
         self.hint = QtWidgets.QLabel("Searching the network for LSL streams…")
         self.hint.setWordWrap(True)
         self.hint.setStyleSheet(f"color: {MUTED};")
@@ -45,28 +45,27 @@ class StreamPicker(QtWidgets.QWidget):
         for d in found:
             item = self._items.get(d.key)
             if item is None:
-                item = QtWidgets.QTreeWidgetItem([d.name, d.type, str(d.n_channels),
-                                                  "irregular" if d.sfreq == 0 else f"{d.sfreq:g}", ""])
+                item = QtWidgets.QTreeWidgetItem([d.name, d.type, "irregular" if d.sfreq == 0 else f"{d.sfreq:g}", ""])
                 item.setData(0, KEY_ROLE, d.key)
                 item.setFlags(item.flags() | QtCore.Qt.ItemFlag.ItemIsUserCheckable)
-                item.setToolTip(0, f"source_id {d.source_id or '(none)'} on {d.hostname}")
+                item.setToolTip(0, f"{d.name}: {d.n_channels} channels, source_id {d.source_id or '(none)'} on {d.hostname}")
                 self.tree.addTopLevelItem(item)
                 self._items[d.key] = item
             checked = self.acquisition.is_selected(d.key)
             item.setCheckState(0, QtCore.Qt.CheckState.Checked if checked else QtCore.Qt.CheckState.Unchecked)
             feed = feeds.get(d.key)
             if d.key in failures:
-                item.setText(4, "error")
-                item.setToolTip(4, failures[d.key])
-                item.setForeground(4, QtGui.QColor("#e8615a"))
+                item.setText(3, "error")
+                item.setToolTip(3, failures[d.key])
+                item.setForeground(3, QtGui.QColor("#e8615a"))
             elif feed is not None:
                 state = feed.reader.state
-                item.setText(4, state.value)
-                item.setForeground(4, QtGui.QColor(STATE_COLORS[state]))
+                item.setText(3, state.value)
+                item.setForeground(3, QtGui.QColor(STATE_COLORS[state]))
             else:
-                item.setText(4, "opening…" if checked else "")
+                item.setText(3, "opening…" if checked else "")
         self.tree.blockSignals(False)
-        for col in range(1, 5):
+        for col in range(1, 4):
             self.tree.resizeColumnToContents(col)
         rounds = self.acquisition.resolve_rounds
         self.hint.setText(f"{len(found)} stream(s) on the network, {len(feeds)} open. Untick to stop reading one."

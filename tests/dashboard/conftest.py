@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -26,17 +25,3 @@ def publish(uid: str) -> Iterator[Callable[..., PublisherProcess]]:
     yield start
     for pub in started:
         pub.stop()
-
-
-def wait_until(condition: Callable[[], bool], timeout: float, step_ms: int = 20) -> bool:
-    """Run the Qt event loop until ``condition()`` holds or ``timeout`` seconds pass."""
-    from PySide6 import QtCore, QtWidgets
-
-    app = QtWidgets.QApplication.instance()
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        app.processEvents(QtCore.QEventLoop.ProcessEventsFlag.AllEvents, step_ms)
-        if condition():
-            return True
-        time.sleep(step_ms / 1000)
-    return condition()

@@ -144,7 +144,9 @@ class StreamChooser(QtWidgets.QComboBox):
         super().__init__(parent)
         self.preferred_types = tuple(preferred_types)
         self.wanted_key = ""  # the user's choice, kept even while that stream is away
-        self.setSizeAdjustPolicy(QtWidgets.QComboBox.SizeAdjustPolicy.AdjustToContents)
+        # Long stream names must not widen the window: show ~24 characters, full names in the list.
+        self.setSizeAdjustPolicy(QtWidgets.QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.setMinimumContentsLength(24)
         self.activated.connect(lambda _: setattr(self, "wanted_key", self.currentData() or ""))
 
     def set_feeds(self, feeds: Sequence[Any]) -> None:
@@ -168,9 +170,20 @@ class StreamChooser(QtWidgets.QComboBox):
 
 
 def small_label(text: str = "", bold: bool = False) -> QtWidgets.QLabel:
-    label = QtWidgets.QLabel(text)
+    """A one-line label that never widens its panel (long text is cut, full text in the tooltip)."""
+    label = _ElidingLabel(text)
     label.setStyleSheet(f"color: {FOREGROUND}; {'font-weight: 600;' if bold else ''}")
     return label
+
+
+class _ElidingLabel(QtWidgets.QLabel):
+    def __init__(self, text: str = "") -> None:
+        super().__init__(text)
+        self.setSizePolicy(QtWidgets.QSizePolicy.Policy.Ignored, QtWidgets.QSizePolicy.Policy.Preferred)
+
+    def setText(self, text: str) -> None:  # noqa: N802 (Qt naming)
+        super().setText(text)
+        self.setToolTip(text)
 
 
 def big_font(points: int) -> QtGui.QFont:

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6 import QtGui, QtWidgets
+from PySide6 import QtCore, QtGui, QtWidgets
 
 from edgestream.core.chunk import StreamInfo
 from edgestream.core.clock import local_clock
@@ -25,7 +25,7 @@ from edgestream.core.io import ConnectionState
 from edgestream.dashboard.panels.base import (MUTED, PANELS, STATE_BY_CODE, STATE_COLORS, Panel, StreamChooser,
                                               color, plot_widget, small_label)
 
-COLUMNS = ["stream", "seen by", "state", "nominal Hz", "effective Hz", "lag ms", "clock offset ms", "overflow",
+COLUMNS = ["state", "stream", "seen by", "nominal Hz", "effective Hz", "lag ms", "clock offset ms", "overflow",
            "counter gap", "reconnect gap", "non-finite"]
 HEALTH_FIELDS = ("state", "rate_hz", "lag_ms", "overflow", "counter_gap", "reconnect_gap", "nonfinite")
 LATENCY_HISTORY_S = 60.0
@@ -90,6 +90,8 @@ class HealthPanel(Panel):
         self.table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.horizontalHeader().setStretchLastSection(True)
         self.table.verticalHeader().setDefaultSectionSize(20)
+        self.table.setTextElideMode(QtCore.Qt.TextElideMode.ElideMiddle)
+        self.table.setWordWrap(False)
         self.queue_label = small_label()
         self.queue_label.setStyleSheet(f"color: {MUTED};")
         left.addWidget(self.table, 1)
@@ -116,7 +118,17 @@ class HealthPanel(Panel):
                            for i, q in enumerate(("p50", "p99", "max"))}
         plots.addWidget(self.bars_plot, 1)
         plots.addWidget(self.time_plot, 1)
-        right.addLayout(plots, 1)
+        plot_box = QtWidgets.QWidget()
+        plot_box.setLayout(plots)
+        plots.setContentsMargins(0, 0, 0, 0)
+        self.no_latency = QtWidgets.QLabel("Pipeline latency: no stream of type Latency open.\n"
+                                           "`edgestream run` publishes <pipeline>-latency once a second.")
+        self.no_latency.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
+        self.no_latency.setStyleSheet(f"color: {MUTED};")
+        self.latency_stack = QtWidgets.QStackedWidget()
+        self.latency_stack.addWidget(self.no_latency)
+        self.latency_stack.addWidget(plot_box)
+        right.addWidget(self.latency_stack, 1)
         self.latency_label = small_label()
         self.latency_label.setStyleSheet(f"color: {MUTED};")
         right.addWidget(self.latency_label)
@@ -133,8 +145,9 @@ class HealthPanel(Panel):
         self.chooser.set_feeds(latency)
         self.chooser.blockSignals(False)
         self.chooser.setVisible(len(latency) > 1)
+        self.latency_stack.setCurrentIndex(1 if latency else 0)
         if not latency:
-            self.latency_label.setText("no pipeline latency stream (type Latency) open — start `edgestream run`")
+            self.latency_label.setText("")
 
     def _reset_latency(self) -> None:
         for c in self.e2e_curves.values():
@@ -168,7 +181,7 @@ class HealthPanel(Panel):
             self.states[f"{row['stream']} / {row['seen by']}"] = state
             nominal = row["nominal_hz"]
             d = row["drops"]
-            cells = [row["stream"], row["seen by"], state.value if state else "?",
+            cells = [state.value if state else "?", row["stream"], row["seen by"],
                      "irregular" if nominal == 0 else _fmt(nominal), _fmt(row["effective_hz"]), _fmt(row["lag_ms"]),
                      _fmt(row["clock_offset_ms"], 2), f"{int(d['overflow'])}", f"{int(d['counter_gap'])}",
                      f"{int(d['reconnect_gap'])}", f"{int(d['nonfinite'])}"]
@@ -178,11 +191,13 @@ class HealthPanel(Panel):
                     item = QtWidgets.QTableWidgetItem()
                     self.table.setItem(r, c, item)
                 item.setText(text)
-                if c == 2:
+                if c == 0:
                     item.setForeground(QtGui.QColor(STATE_COLORS.get(state, MUTED)))
                 elif c >= 7:
                     item.setForeground(QtGui.QColor("#e8615a" if text != "0" else "#c9ced6"))
         self.table.resizeColumnsToContents()
+        if self.table.columnWidth(1) > 300:  # long stream names are elided in the middle
+            self.table.setColumnWidth(1, 300)
 
     def _draw_latency(self) -> None:
         feeds = [f for f in self.feeds if f.info.type == "Latency"]

@@ -9,7 +9,7 @@ import numpy as np
 
 from edgestream.core.checks import check_value
 from edgestream.core.chunk import Chunk, StreamInfo
-from edgestream.core.errors import ConfigError, ValidationError
+from edgestream.core.errors import ConfigError, EdgestreamError, ValidationError
 from edgestream.core.stage import STAGES, Stage
 
 
@@ -81,6 +81,8 @@ class WindowModel(Stage):
     def _build(self, info: StreamInfo) -> StreamInfo:
         net, name, blob = self._load()
         self.extra = blob.get("extra", {}) if blob else {}
+        if blob:
+            check_alignment(info, self.extra, str(self.checkpoint))
         example = np.zeros((1, info.n_channels, info.window), np.float32)
         profile = self.context.device
         self._run = make_backend_checked(net, example, profile, self.backend, name, info)
@@ -94,7 +96,8 @@ class WindowModel(Stage):
         self.class_names = classes
         hop = info.desc.get("window", {}).get("hop", info.window)
         model_desc = {"name": name, "checkpoint": self.checkpoint or "", "classes": classes,
-                      "backend": getattr(self._run, "name", "torch"), "output": self.output}
+                      "backend": getattr(self._run, "name", "torch"),
+                      "precision": getattr(self._run, "precision", "fp32"), "output": self.output}
         return prediction_info(info, classes, info.sfreq / hop, f"{self.context.pipeline}-{self.context.node}", model_desc)
 
     def step(self, chunk: Chunk, state: None) -> tuple[list[Chunk], None]:
@@ -107,20 +110,41 @@ class WindowModel(Stage):
         return [Chunk(row, chunk.timestamps[-1:], self.out_info, chunk.gap, chunk.warming)], state
 
 
+def check_alignment(info: StreamInfo, extra: Mapping[str, Any], checkpoint: str) -> None:
+    """A checkpoint trained on Euclidean-aligned trials needs aligned windows, and one trained without needs raw ones."""
+    trained = "alignment" in extra
+    aligned = "alignment" in info.desc  # set by the euclidean_align stage
+    if trained and not aligned:
+        raise ValidationError(
+            f"model stage: checkpoint {checkpoint!r} was trained on Euclidean-aligned trials, so its input must be "
+            f"aligned; stream {info.name!r} is not. Add a stage before the model: "
+            "{kind: euclidean_align, checkpoint: \"${model.checkpoint}\"}."
+        )
+    if aligned and not trained:
+        raise ValidationError(
+            f"model stage: checkpoint {checkpoint!r} was trained without Euclidean alignment, but stream {info.name!r} "
+            "is aligned by a euclidean_align stage. Remove that stage or retrain with --align."
+        )
+
+
 def make_backend_checked(net: Any, example: np.ndarray, profile: Any, backend: str | None, name: str, info: StreamInfo) -> Any:
-    """Build the backend and run one dry window so shape mismatches surface at build time, clearly."""
+    """Dry-run one window in torch (shape mismatches surface at build time, clearly), then build the backend."""
+    import torch
+
     from edgestream.runners.backend import make_backend
 
     try:
-        run = make_backend(net, example, profile, backend)
-        run(example)
-    except ConfigError:
+        with torch.inference_mode():
+            net.float().eval()(torch.from_numpy(example))
+    except EdgestreamError:
         raise
-    except Exception as exc:  # torch/onnx errors deep inside a forward: translate
+    except Exception as exc:  # torch errors deep inside a forward: translate
         expects = {k: getattr(net, k) for k in ("in_channels", "n_channels", "n_times", "window") if hasattr(net, k)}
         raise ValidationError(
             f"model {name!r} must accept windows of {info.n_channels} channels × {info.window} samples from stream "
             f"{info.name!r}; a dry run failed ({type(exc).__name__}: {str(exc).splitlines()[0][:160]}). "
             f"The model expects {expects or 'a different input'}: pass overrides (e.g. in_channels) or fix the window/pick stages."
         ) from None
+    run = make_backend(net, example, profile, backend, model_name=name)
+    run(example)
     return run

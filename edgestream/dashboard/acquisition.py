@@ -1,11 +1,12 @@
 """Acquisition: find streams, read them on background threads, keep the newest samples.
 
-Two daemon threads, never the GUI thread:
+Daemon threads, never the GUI thread:
 
-* the **discovery** thread follows the LSL network (a continuous resolver), opens
-  readers for selected streams, and re-attaches lost streams when their outlet reappears;
-* the **reader** thread drains every open reader every ``poll_interval`` seconds into a
-  fixed-size :class:`~edgestream.core.ringbuffer.RingBuffer` per stream.
+* the **discovery** thread follows the LSL network (a continuous resolver), opens readers for
+  selected streams, and tells a lost stream's reader when its outlet reappears;
+* one **reader** thread per open stream (as mne-lsl does) drains its reader at most every
+  ``poll_interval`` seconds into a fixed-size :class:`~edgestream.core.ringbuffer.RingBuffer`;
+  a stream that blocks (lost, reconnecting) never delays the others.
 
 The GUI only takes snapshots (:meth:`Feed.last_seconds`, :meth:`Feed.since`). The dashboard
 reads streams and never drives processing: nothing here writes to the network.
@@ -18,7 +19,6 @@ import dataclasses
 import fnmatch
 import logging
 import threading
-import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 BYTES_PER_STREAM = 32 * 2**20  # ring-buffer budget per stream (wide CSI streams keep fewer rows)
 IRREGULAR_ROWS = 4096  # rows kept for streams without a nominal rate
 MARKERS_KEPT = 1000
+READ_TIMEOUT = 0.1  # s a read waits for the first sample (bounds how fast a reader thread stops)
 FORGET_AFTER = 5.0  # s without an answer before a stream leaves the picker
 
 
@@ -84,6 +85,32 @@ class Feed:
         self.read_errors = 0
         self._arrivals: collections.deque[tuple[float, int]] = collections.deque()
         self.opened_at = local_clock()
+        self.stop_event = threading.Event()
+        self.thread: threading.Thread | None = None
+        self.reattach: Any = None  # a resolved stream to re-attach to (set by discovery, used by the reader thread)
+
+    def run(self, poll_interval: float) -> None:
+        """Reader-thread body: read until :attr:`stop_event` is set, then stop the reader."""
+        while not self.stop_event.is_set():
+            if self.reattach is not None:
+                info, self.reattach = self.reattach, None
+                try:
+                    self.reader.reopen(info)
+                except Exception as exc:
+                    log.warning("could not re-attach %s: %s", self.key, exc)
+            try:
+                chunks = self.reader.read(READ_TIMEOUT)
+            except Exception as exc:  # one broken stream must not stop the dashboard
+                self.read_errors += 1
+                if self.read_errors in (1, 10, 100):
+                    log.warning("reading %s failed (%d times): %s", self.key, self.read_errors, exc)
+                self.stop_event.wait(READ_TIMEOUT)
+                continue
+            for chunk in chunks:
+                self.push(chunk)
+            if chunks:  # let samples gather: at most 1/poll_interval reads per second
+                self.stop_event.wait(poll_interval)
+        _stop_quietly(self.reader)
 
     def push(self, chunk: Chunk) -> None:
         now = local_clock()
@@ -150,7 +177,12 @@ class Feed:
     def health(self) -> dict[str, Any]:
         """What the health panel shows for this stream (computed on the GUI thread)."""
         r = self.reader
-        newest = self.newest_stamp()
+        # Lag: how old the newest sample was when it arrived (the reader measures it on receipt);
+        # readers that do not measure it fall back to its age now.
+        lag = getattr(r, "lag", float("nan"))
+        if not np.isfinite(lag):
+            newest = self.newest_stamp()
+            lag = local_clock() - newest if np.isfinite(newest) else float("nan")
         return {
             "key": self.key,
             "name": self.info.name,
@@ -158,7 +190,7 @@ class Feed:
             "state": r.state,
             "nominal_hz": self.info.sfreq,
             "effective_hz": self.effective_rate(),
-            "lag_ms": (local_clock() - newest) * 1e3 if np.isfinite(newest) else float("nan"),
+            "lag_ms": lag * 1e3,
             "clock_offset_ms": getattr(r, "clock_offset", float("nan")) * 1e3,
             "drops": r.drops.as_dict(),
             "samples_in": self.samples_in,
@@ -203,10 +235,9 @@ class Acquisition:
 
     # --- control -----------------------------------------------------------------------------
     def start(self) -> None:
-        for name, target in (("dashboard-discovery", self._discovery_loop), ("dashboard-reader", self._reader_loop)):
-            t = threading.Thread(target=target, name=name, daemon=True)
-            t.start()
-            self._threads.append(t)
+        t = threading.Thread(target=self._discovery_loop, name="dashboard-discovery", daemon=True)
+        t.start()
+        self._threads.append(t)
 
     def stop(self) -> None:
         self._stop.set()
@@ -216,7 +247,10 @@ class Acquisition:
         with self._lock:
             feeds, self._feeds = list(self._feeds.values()), {}
         for feed in feeds:
-            _stop_quietly(feed.reader)
+            feed.stop_event.set()
+        for feed in feeds:
+            if feed.thread is not None:
+                feed.thread.join(timeout=5.0)
 
     def select(self, key: str, selected: bool) -> None:
         """Tick or untick a stream in the picker (opened/closed by the discovery thread)."""
@@ -293,17 +327,14 @@ class Acquisition:
             with self._lock:
                 feed = self._feeds.pop(key, None)
             if feed is not None:
-                _stop_quietly(feed.reader)
+                feed.stop_event.set()  # its thread stops the reader
         for key in to_open:
             self._open(key, seen[key][1])
         for key, feed in feeds.items():
-            reopen = getattr(feed.reader, "reopen", None)
-            if (key in seen and feed.reader.state is ConnectionState.LOST and reopen is not None
+            # Readers that do not re-resolve by themselves are pointed at the new outlet.
+            if (key in seen and feed.reader.state is ConnectionState.LOST and hasattr(feed.reader, "reopen")
                     and seen[key][0].uid != getattr(feed.reader, "uid", None)):
-                try:
-                    reopen(seen[key][1])
-                except Exception as exc:
-                    log.warning("could not re-attach %s: %s", key, exc)
+                feed.reattach = seen[key][1]
 
     def _open(self, key: str, lsl_info: Any) -> None:
         reader = self._open_reader(lsl_info)
@@ -316,29 +347,13 @@ class Acquisition:
             return
         feed = Feed(key, reader, info, self.buffer_seconds)
         with self._lock:
-            if key in self._selected and not self._stop.is_set():
-                self._feeds[key] = feed
-                feed = None
-        if feed is not None:  # unticked (or stopping) while it was opening
-            _stop_quietly(reader)
-
-    def _reader_loop(self) -> None:
-        next_t = time.monotonic()
-        while not self._stop.is_set():
-            for feed in self.feeds():
-                try:
-                    for chunk in feed.reader.read(0.0):
-                        feed.push(chunk)
-                except Exception as exc:  # one broken stream must not stop the others
-                    feed.read_errors += 1
-                    if feed.read_errors in (1, 10, 100):
-                        log.warning("reading %s failed (%d times): %s", feed.key, feed.read_errors, exc)
-            next_t += self.poll_interval
-            delay = next_t - time.monotonic()
-            if delay < 0:  # fell behind (busy machine): do not try to catch up with a burst
-                next_t = time.monotonic()
-            else:
-                self._stop.wait(delay)
+            if key not in self._selected or self._stop.is_set():  # unticked (or stopping) while it was opening
+                _stop_quietly(reader)
+                return
+            self._feeds[key] = feed
+        feed.thread = threading.Thread(target=feed.run, args=(self.poll_interval,), name=f"dashboard-read-{info.name}",
+                                       daemon=True)
+        feed.thread.start()
 
 
 def _stop_quietly(reader: Source) -> None:

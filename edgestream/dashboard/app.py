@@ -98,9 +98,9 @@ def run_dashboard(options: DashboardOptions) -> int:
     acquisition = Acquisition(patterns=options.streams, deselected=() if options.streams else saved_deselected(settings))
     acquisition.start()
     window = DashboardWindow(acquisition, settings, fps=options.fps)
-    if options.size:
-        window.resize(*options.size)
     window.show()
+    if options.size:
+        window.resize_default(*options.size)
     result: dict[str, Any] = {"code": 0}
 
     def take_screenshot() -> None:

@@ -88,7 +88,7 @@ class Publisher:
                 streams = list(self.streams.values())
             now = pylsl.local_clock()
             for s in streams:
-                due = int((now - s.t0) * s.rate) - s.pushed
+                due = int((now - s.t0) * s.rate) + 1 - s.pushed  # every sample whose stamp has passed
                 if due <= 0:
                     continue
                 idx = np.arange(s.pushed, s.pushed + due)

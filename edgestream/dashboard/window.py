@@ -121,16 +121,32 @@ class DashboardWindow(QtWidgets.QMainWindow):
         dock.setWidget(self.picker)
         self.addDockWidget(QtCore.Qt.DockWidgetArea.LeftDockWidgetArea, dock)
         self.docks["streams"] = dock
-        self._default_sizes()
+        self._needs_default_sizes = True
 
     def _default_sizes(self) -> None:
-        """First-run proportions (later runs restore the user's own layout)."""
-        self.resizeDocks([self.docks["streams"]], [270], QtCore.Qt.Orientation.Horizontal)
+        """First-run proportions (later runs restore the user's own layout); needs a shown window."""
+        w, h = self.width(), self.height()
+        self.resizeDocks([self.docks["streams"]], [300], QtCore.Qt.Orientation.Horizontal)
         right = [d for n, d in self.docks.items() if n in ("predictions", "spectrum")]
         if len(right) == 2:
-            self.resizeDocks(right, [320, 560], QtCore.Qt.Orientation.Vertical)
+            self.resizeDocks(right[:1], [int(0.38 * w)], QtCore.Qt.Orientation.Horizontal)
+            self.resizeDocks(right, [int(0.3 * h), int(0.5 * h)], QtCore.Qt.Orientation.Vertical)
         if "health" in self.docks:
-            self.resizeDocks([self.docks["health"]], [250], QtCore.Qt.Orientation.Vertical)
+            self.resizeDocks([self.docks["health"]], [int(0.27 * h)], QtCore.Qt.Orientation.Vertical)
+
+    def showEvent(self, event: QtGui.QShowEvent) -> None:
+        super().showEvent(event)
+        if self._needs_default_sizes:
+            self._needs_default_sizes = False
+            QtCore.QTimer.singleShot(0, self._default_sizes)
+
+    def resize_default(self, width: int, height: int) -> None:
+        """Resize and, on a first run, lay the docks out again for the new size."""
+        self.resize(width, height)
+        if not self._restored_layout:
+            self._needs_default_sizes = not self.isVisible()
+            if self.isVisible():
+                QtCore.QTimer.singleShot(0, self._default_sizes)
 
     def _build_toolbar(self) -> None:
         bar = self.addToolBar("Dashboard")
@@ -250,16 +266,17 @@ class DashboardWindow(QtWidgets.QMainWindow):
     # --- settings ------------------------------------------------------------------------------
     def _restore(self, fps: float | None) -> None:
         s = self.settings
+        self._restored_layout = False
         if int(s.value("version", 0) or 0) == SETTINGS_VERSION:
             geometry = s.value("geometry")
             state = s.value("state")
             if geometry is not None:
                 self.restoreGeometry(geometry)
             if state is not None:
-                self.restoreState(state)
+                self._restored_layout = bool(self.restoreState(state))
+                self._needs_default_sizes = not self._restored_layout
         else:
             self.resize(1600, 1000)
-            self._default_sizes()
         for name, panel in self.panels.items():
             s.beginGroup(f"panels/{name}")
             try:

@@ -40,8 +40,8 @@ def open_window(qapp, tmp_path, uid):
         acq = Acquisition(patterns=patterns or [f"{uid}*"], resolve_interval=0.5)
         acq.start()
         win = DashboardWindow(acq, make_settings(str(settings_file or tmp_path / "settings.ini")), fps=fps)
-        win.resize(1600, 1000)
         win.show()
+        win.resize_default(1600, 1000)
         windows.append(win)
         return win
 

@@ -146,7 +146,7 @@ class StreamChooser(QtWidgets.QComboBox):
         self.wanted_key = ""  # the user's choice, kept even while that stream is away
         # Long stream names must not widen the window: show ~24 characters, full names in the list.
         self.setSizeAdjustPolicy(QtWidgets.QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        self.setMinimumContentsLength(24)
+        self.setMinimumContentsLength(18)
         self.activated.connect(lambda _: setattr(self, "wanted_key", self.currentData() or ""))
 
     def set_feeds(self, feeds: Sequence[Any]) -> None:

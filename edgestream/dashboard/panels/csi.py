@@ -69,7 +69,7 @@ class CSIPanel(Panel):
         maps = QtWidgets.QHBoxLayout()
         self.maps: dict[str, tuple[pg.PlotWidget, pg.ImageItem]] = {}
         cmap = pg.colormap.get("viridis")
-        for key, title in (("actual", "actual |H|"), ("predicted", "predicted |Ĥ| (horizon 1)"), ("error", "|H − Ĥ|")):
+        for key, title in (("actual", "actual |H|"), ("predicted", "predicted |Ĥ| (h=1)"), ("error", "|H − Ĥ|")):
             w = plot_widget(bottom="subcarrier", left="antenna")
             w.setTitle(title, color=MUTED, size="9pt")
             img = pg.ImageItem(axisOrder="row-major")
@@ -84,7 +84,7 @@ class CSIPanel(Panel):
         layout.addWidget(self.info_label)
         self.nmse_plot = plot_widget(bottom="time to now (s)", left="NMSE (dB)")
         self.nmse_plot.setXRange(-NMSE_HISTORY_S, 0, padding=0)
-        self.nmse_plot.addLegend(offset=(5, 5), brush=(21, 23, 28, 180))
+        self.nmse_legend = self.nmse_plot.addLegend(offset=(5, 1), brush=(21, 23, 28, 180))
         self.nmse_curves: dict[str, pg.PlotDataItem] = {}
         layout.addWidget(self.nmse_plot, 2)
         self.last_nmse_db = float("nan")  # NMSE of the newest aligned actual/predicted pair
@@ -164,6 +164,7 @@ class CSIPanel(Panel):
             name = metrics.info.ch_names[i]
             if name not in self.nmse_curves:
                 self.nmse_curves[name] = self.nmse_plot.plot(pen=pg.mkPen(color(j), width=2), name=name)
+                self.nmse_legend.setColumnCount(len(self.nmse_curves))  # one row, above the curves
             self.nmse_curves[name].setData(x, data[:, i])
         return True
 

@@ -27,6 +27,13 @@ from edgestream.dashboard.panels.base import (MUTED, PANELS, STATE_BY_CODE, STAT
 
 COLUMNS = ["state", "stream", "seen by", "nominal Hz", "effective Hz", "lag ms", "clock offset ms", "overflow",
            "counter gap", "reconnect gap", "non-finite"]
+TIPS = {"effective Hz": "samples per second received over the last seconds",
+        "lag ms": "how old the newest sample was when it arrived (its stamp vs the LSL clock)",
+        "clock offset ms": "correction from the sender's clock to this machine's LSL clock",
+        "overflow": "samples discarded because the reader fell behind",
+        "counter gap": "samples missing in the sender's counter channel",
+        "reconnect gap": "samples missed while the stream was lost",
+        "non-finite": "samples dropped for NaN/inf values"}
 HEALTH_FIELDS = ("state", "rate_hz", "lag_ms", "overflow", "counter_gap", "reconnect_gap", "nonfinite")
 LATENCY_HISTORY_S = 60.0
 
@@ -86,6 +93,9 @@ class HealthPanel(Panel):
         left = QtWidgets.QVBoxLayout()
         self.table = QtWidgets.QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(COLUMNS)
+        for i, name in enumerate(COLUMNS):
+            if name in TIPS:
+                self.table.horizontalHeaderItem(i).setToolTip(TIPS[name])
         self.table.verticalHeader().setVisible(False)
         self.table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.horizontalHeader().setStretchLastSection(True)
@@ -113,9 +123,10 @@ class HealthPanel(Panel):
         self.bars_plot.getPlotItem().setMouseEnabled(x=False, y=False)
         self.time_plot = plot_widget(bottom="time to now (s)", left="end-to-end (ms)")
         self.time_plot.setXRange(-LATENCY_HISTORY_S, 0, padding=0)
-        self.time_plot.addLegend(offset=(5, 5), brush=(21, 23, 28, 180))
+        legend = self.time_plot.addLegend(offset=(5, 1), brush=(21, 23, 28, 180))
         self.e2e_curves = {q: self.time_plot.plot(pen=pg.mkPen(color(i), width=2), name=q)
                            for i, q in enumerate(("p50", "p99", "max"))}
+        legend.setColumnCount(3)
         plots.addWidget(self.bars_plot, 1)
         plots.addWidget(self.time_plot, 1)
         plot_box = QtWidgets.QWidget()
@@ -196,8 +207,9 @@ class HealthPanel(Panel):
                 elif c >= 7:
                     item.setForeground(QtGui.QColor("#e8615a" if text != "0" else "#c9ced6"))
         self.table.resizeColumnsToContents()
-        if self.table.columnWidth(1) > 300:  # long stream names are elided in the middle
-            self.table.setColumnWidth(1, 300)
+        for col, widest in ((1, 300), (2, 180)):  # long names are elided in the middle
+            if self.table.columnWidth(col) > widest:
+                self.table.setColumnWidth(col, widest)
 
     def _draw_latency(self) -> None:
         feeds = [f for f in self.feeds if f.info.type == "Latency"]

@@ -32,6 +32,7 @@ from edgestream.core.io import ConnectionState, Source
 from edgestream.core.ringbuffer import RingBuffer
 from edgestream.dashboard.inlet import open_reader
 from edgestream.dashboard.lslinfo import stream_key
+from edgestream.dashboard.views import ring_since
 
 log = logging.getLogger(__name__)
 
@@ -149,12 +150,7 @@ class Feed:
         """Rows written after absolute index ``cursor``: data, stamps, new cursor, and whether
         rows between were overwritten before they were read (the consumer fell behind)."""
         with self.lock:
-            total = self.ring.total_written
-            n = total - cursor
-            skipped = n > len(self.ring) or n < 0
-            n = min(max(n, 0) if not skipped else len(self.ring), len(self.ring))
-            data, stamps = self.ring.last(n)
-        return data, stamps, total, skipped
+            return ring_since(self.ring, cursor)
 
     def newest_stamp(self) -> float:
         with self.lock:

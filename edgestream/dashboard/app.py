@@ -77,7 +77,10 @@ def application() -> Any:
                             (roles.ToolTipText, "#d7dbe0"), (roles.PlaceholderText, "#7d8590")):
             palette.setColor(role, QtGui.QColor(value))
         app.setPalette(palette)
-    pg.setConfigOptions(antialias=False, foreground="#c9ced6", background="#15171c")
+    # enableExperimental: pyqtgraph then builds multi-segment curve paths by writing straight into
+    # the QPainterPath (about 25x faster than its QDataStream route for the traces' lanes; the path
+    # is identical, checked in tests/dashboard/test_views.py).
+    pg.setConfigOptions(antialias=False, foreground="#c9ced6", background="#15171c", enableExperimental=True)
     return app
 
 

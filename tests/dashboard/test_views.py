@@ -14,7 +14,7 @@ from edgestream.core.stage import STAGES, run_stage
 from edgestream.dashboard.acquisition import Discovered, Feed, matches
 from edgestream.dashboard.fixtures import csi_streams, health, lsl_info, predictions
 from edgestream.dashboard.lslinfo import class_names, info_from_xml
-from edgestream.dashboard.views import FilteredView, FilterSettings, minmax_decimate
+from edgestream.dashboard.views import FilteredView, FilterSettings, MinMaxCache, minmax_decimate
 from edgestream.testing import random_splits
 
 
@@ -69,6 +69,53 @@ def test_minmax_bins_stay_anchored_while_scrolling(rng: np.random.Generator) -> 
     shared = np.isin(t1, t2)
     assert shared.sum() >= 190  # 95 of the 100 bins are in both windows
     np.testing.assert_array_equal(y1[shared], y2[np.isin(t2, t1)])
+
+
+def test_incremental_decimation_equals_one_pass(rng: np.random.Generator) -> None:
+    """Decimating as samples arrive (random chunks, random frames) equals decimating all at once."""
+    info = _eeg_info(n_ch=3, sfreq=100.0)
+    feed = _feed(info, seconds=100.0)
+    cache = MinMaxCache(bin_size=7, n_channels=3, max_bins=2000, columns=np.arange(3))
+    n = 3000
+    x = rng.normal(size=(n, 4)).astype(np.float32)
+    stamps = np.arange(n) / 100.0
+    start = 0
+    for size in random_splits(n, rng, max_chunk=40):
+        feed.push(Chunk(x[start: start + size], stamps[start: start + size], info))
+        start += size
+        if rng.random() < 0.3:
+            cache.update(feed.since)
+    cache.update(feed.since)
+    t, y = cache.points(-np.inf)
+    want_t, want_y = minmax_decimate(x[:, :3], stamps, 0, -(-n // 7))  # bins of 7 samples
+    np.testing.assert_array_equal(t, want_t)
+    np.testing.assert_array_equal(y, want_y)
+    assert cache.restarts == 0
+
+
+def test_incremental_decimation_restarts_after_falling_behind(rng: np.random.Generator) -> None:
+    info = _eeg_info(n_ch=3, sfreq=100.0)
+    feed = _feed(info, seconds=1.0)  # 100 rows kept
+    cache = MinMaxCache(bin_size=10, n_channels=4, max_bins=20)
+    feed.push(Chunk(rng.normal(size=(50, 4)).astype(np.float32), np.arange(50) / 100.0, info))
+    cache.update(feed.since)
+    feed.push(Chunk(rng.normal(size=(300, 4)).astype(np.float32), (50 + np.arange(300)) / 100.0, info))
+    cache.update(feed.since)
+    t, _ = cache.points(-np.inf)
+    assert cache.restarts == 1 and t[0] == pytest.approx(2.5) and t[-1] == pytest.approx(3.49)
+
+
+@pytest.mark.parametrize("nperseg", [256, 255])
+def test_display_psd_matches_scipy_welch(nperseg: int, rng: np.random.Generator) -> None:
+    from scipy import signal
+
+    from edgestream.dashboard.views import welch_psd
+
+    x = rng.normal(size=(1500, 3)).astype(np.float32)
+    freqs, psd = welch_psd(x, 250.0, nperseg)
+    want_f, want = signal.welch(x, fs=250.0, nperseg=nperseg, axis=0, detrend=False)
+    np.testing.assert_allclose(freqs, want_f)
+    np.testing.assert_allclose(psd, want, rtol=1e-4, atol=1e-7)
 
 
 def test_small_windows_are_not_decimated() -> None:
@@ -195,3 +242,27 @@ def test_bad_options_give_clear_errors() -> None:
         DashboardOptions(fps=120.0)
     result = CliRunner().invoke(cli, ["dashboard", "--after", "-1", "--screenshot", "x.png"])
     assert result.exit_code == 2 and "--after must lie in [0.0, inf]; got -1.0" in result.output
+
+
+@pytest.mark.gui
+def test_fast_curve_paths_are_identical() -> None:
+    """The dashboard turns on pyqtgraph's direct QPainterPath writer; it must build the same path."""
+    import pyqtgraph as pg
+    from pyqtgraph.functions import arrayToQPath
+
+    from edgestream.dashboard.app import application
+
+    application()
+    x, y = np.linspace(0, 1, 500), np.random.default_rng(0).normal(size=500)
+    connect = np.ones(500, bool)
+    connect[[99, 300]] = False  # lane breaks
+    paths = []
+    for experimental in (False, True):
+        pg.setConfigOptions(enableExperimental=experimental)
+        paths.append(arrayToQPath(x, y, connect=connect, finiteCheck=False))
+    pg.setConfigOptions(enableExperimental=True)
+    a, b = paths
+    assert a.elementCount() == b.elementCount() == 500
+    for i in range(500):
+        ea, eb = a.elementAt(i), b.elementAt(i)
+        assert (ea.x, ea.y, ea.type) == (eb.x, eb.y, eb.type)

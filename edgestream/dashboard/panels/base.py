@@ -182,8 +182,9 @@ class _ElidingLabel(QtWidgets.QLabel):
         self.setSizePolicy(QtWidgets.QSizePolicy.Policy.Ignored, QtWidgets.QSizePolicy.Policy.Preferred)
 
     def setText(self, text: str) -> None:  # noqa: N802 (Qt naming)
-        super().setText(text)
-        self.setToolTip(text)
+        if text != self.text():  # unchanged text: no relayout, no repaint
+            super().setText(text)
+            self.setToolTip(text)
 
 
 def big_font(points: int) -> QtGui.QFont:

@@ -19,7 +19,7 @@ from edgestream.core.chunk import StreamInfo
 from edgestream.core.clock import local_clock
 from edgestream.dashboard.panels.base import (DERIVED_TYPES, FOREGROUND, MUTED, PANELS, Panel, StreamChooser,
                                               plot_widget, signal_columns, small_label)
-from edgestream.dashboard.views import FilteredView, FilterSettings, minmax_decimate
+from edgestream.dashboard.views import FilteredView, FilterSettings, MinMaxCache
 
 WINDOWS_S = (2.0, 5.0, 10.0, 20.0, 30.0)
 LANE_FILL = 0.45  # half-height of a lane used by a full-scale signal (lanes are 1.0 apart)
@@ -44,6 +44,9 @@ class TracesPanel(Panel):
         self._view: FilteredView | None = None
         self._view_key = ""
         self._scales: np.ndarray | None = None
+        self._cache: MinMaxCache | None = None
+        self._cache_key: tuple[int, int, int] | None = None
+        self._ticks_key: tuple[Any, ...] | None = None
         self._markers: list[pg.InfiniteLine] = []
         self._build_ui()
 
@@ -95,12 +98,15 @@ class TracesPanel(Panel):
         self.plot = plot_widget(bottom="time to now (s)")
         item = self.plot.getPlotItem()
         item.setMouseEnabled(x=False, y=True)
-        item.showGrid(x=True, y=False, alpha=0.15)
+        # No axis grid: pyqtgraph draws it as part of the axis, so every frame would repaint the
+        # axes and their labels; plain lines at whole seconds cost almost nothing.
+        item.showGrid(x=False, y=False)
+        self._grid: list[pg.InfiniteLine] = []
         self.curves = [pg.PlotCurveItem(pen=pg.mkPen(c, width=1), skipFiniteCheck=True, antialias=False)
                        for c in ("#8ab4f8", "#c5d3e8")]
         for c in self.curves:
             self.plot.addItem(c)
-        self.plot.setXRange(-self.window_s, 0.0, padding=0.0)
+        self._set_window(self.window_s)
         self.status = small_label()
         self.status.setStyleSheet(f"color: {MUTED};")
         self.table = QtWidgets.QTableWidget(0, 2)
@@ -117,6 +123,14 @@ class TracesPanel(Panel):
     def _set_window(self, seconds: float) -> None:
         self.window_s = float(seconds)
         self.plot.setXRange(-self.window_s, 0.0, padding=0.0)
+        step = 1.0 if self.window_s <= 10 else 5.0
+        for line in self._grid:
+            self.plot.removeItem(line)
+        self._grid = [pg.InfiniteLine(-k * step, angle=90, movable=False, pen=pg.mkPen(255, 255, 255, 28))
+                      for k in range(1, int(self.window_s / step))]
+        for line in self._grid:
+            line.setZValue(-10)
+            self.plot.addItem(line)
 
     def _set_scale_mode(self, mode: str) -> None:
         self.scale_mode = mode
@@ -130,7 +144,9 @@ class TracesPanel(Panel):
 
     def _reset_view(self) -> None:
         self._view = None
+        self._cache = None
         self._scales = None
+        self._ticks_key = None
         self._fill_table()
 
     @classmethod
@@ -186,41 +202,51 @@ class TracesPanel(Panel):
             prefs["gain"][name] = gain
 
     # --- drawing -------------------------------------------------------------------------------
-    def _samples(self, feed: Any) -> tuple[np.ndarray, np.ndarray, int, list[str], str]:
+    def _decimated(self, feed: Any) -> tuple[np.ndarray, np.ndarray, list[str], str]:
+        """Decimated points of the shown window (filtered if filters are on): t (m,), y (m, C)."""
         cols = signal_columns(feed.info)
         names = [feed.info.ch_names[i] for i in cols]
         label = "raw"
         if self.filters.label() != "raw":
             if self._view is None or self._view.feed is not feed:
                 self._view = FilteredView(feed, self.filters, cols)
-                self._view_key = feed.key
             self._view.update()
-            data, stamps, first = self._view.last_seconds(self.window_s)
+            source, columns = self._view, None
             label = self.filters.label() if self._view.active else f"raw ({self._view.error or 'filter n/a'})"
         else:
-            raw, stamps, first = feed.last_seconds(self.window_s)
-            data = raw[:, cols]
-            self._view_key = feed.key
-        return data, stamps, first, names, label
+            source, columns = feed, cols
+        self._view_key = feed.key
+        width = max(100, int(self.plot.getPlotItem().getViewBox().width()))
+        window_n = max(1, int(self.window_s * feed.info.sfreq))
+        k = max(1, -(-window_n // max(50, width // 2)))  # samples per bin: about one bin per 2 px
+        key = (id(source), k, len(cols))
+        if self._cache is None or self._cache_key != key:
+            self._cache = MinMaxCache(k, len(cols), -(-window_n // k) + 2, columns)
+            self._cache_key = key
+        self._cache.update(source.since)
+        t, y = self._cache.points(-np.inf)
+        if len(t):
+            keep = t >= t[-1] - self.window_s
+            t, y = t[keep], y[keep]
+        return t, y, names, label
 
     def draw(self) -> bool:
         feed = self.chooser.current(self.feeds)
         if feed is None:
             return False
-        data, stamps, first, names, label = self._samples(feed)
+        t, y, names, label = self._decimated(feed)
         prefs = self._prefs(feed.key)
         keep = [i for i, n in enumerate(names) if n not in prefs["hidden"]]
         now = local_clock()
         self._draw_markers(now)
-        if not len(stamps) or not keep:
+        if not len(t) or not keep:
             for c in self.curves:
                 c.setData([], [])
             self.status.setText(f"{feed.info.name}: no samples yet")
             return False
-        data = data[:, keep]
-        names = [names[i] for i in keep]
-        width = max(100, int(self.plot.getPlotItem().getViewBox().width()))
-        t, y = minmax_decimate(data, stamps, first, width // 2)  # (m,), (m, C)
+        if len(keep) < len(names):
+            y = y[:, keep]
+            names = [names[i] for i in keep]
         n_ch = y.shape[1]
         centre = y.mean(axis=0)
         if self.scale_mode == "auto":
@@ -246,7 +272,6 @@ class TracesPanel(Panel):
             connect[m - 1:: m] = False  # break between lanes
             curve.setData(np.tile(x, len(sel)), lanes[:, sel].T.ravel(), connect=connect)
         self._set_ticks(names, offsets)
-        self.plot.setYRange(-0.7, n_ch - 0.3, padding=0.0)
         unit = feed.info.units[0] if feed.info.units else ""
         scale_text = "auto per channel" if self.scale_mode == "auto" else f"{self.fixed_scale:g} {unit}/lane"
         self.status.setText(f"{feed.info.name} · {len(names)}/{len(prefs['hidden']) + len(names)} ch shown · "
@@ -254,10 +279,20 @@ class TracesPanel(Panel):
         return True
 
     def _set_ticks(self, names: list[str], offsets: np.ndarray) -> None:
+        """Channel labels on the left axis (every k-th when lanes are shorter than a line of text).
+
+        Only touched when the lanes change: re-setting ticks or ranges every frame would make
+        pyqtgraph redraw the axes every frame too.
+        """
         height = max(1.0, self.plot.getPlotItem().getViewBox().height())
         step = max(1, int(np.ceil(len(names) * 13 / height)))
+        key = (tuple(names), step)
+        if key == self._ticks_key:
+            return
+        self._ticks_key = key
         ticks = [(float(offsets[i]), names[i]) for i in range(0, len(names), step)]
         self.plot.getPlotItem().getAxis("left").setTicks([ticks, []])
+        self.plot.setYRange(-0.7, len(names) - 0.3, padding=0.0)
 
     def _draw_markers(self, now: float) -> None:
         feeds = getattr(self, "marker_feeds", [])

@@ -11,7 +11,7 @@ import click
 @click.argument("model")
 @click.option("--backend", type=click.Choice(["onnx"]), default="onnx", show_default=True,
               help="Export format (ONNX, run by ONNX Runtime with the profile's providers).")
-@click.option("--fp16", "precision", flag_value="fp16", help="float16 graph (CUDA/TensorRT targets).")
+@click.option("--fp16", "precision", flag_value="fp16", help="float16 graph (CUDA provider targets; with TensorRT first, profiles build fp16 engines from the fp32 graph).")
 @click.option("--int8", "precision", flag_value="int8", help="int8 dynamic quantisation (CPU targets, e.g. rpi5).")
 @click.option("--fp32", "precision", flag_value="fp32", help="float32 graph (default unless the profile says otherwise).")
 @click.option("--chunk", "-n", type=int, default=None,

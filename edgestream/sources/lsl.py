@@ -13,6 +13,11 @@ Loss is counted, never silent, and by cause (:class:`~edgestream.core.io.DropCou
   on both sides of the outage × the nominal rate;
 * ``nonfinite`` — samples dropped by ``nonfinite="drop"``.
 
+Timestamps that leave the sample schedule (the counter, or the nominal rate, says where the
+next sample belongs) by more than ``clock_step`` seconds are a *clock step* on the producer:
+counted in ``clock_steps``, reported as an event, and never mistaken for lag (``max_lag``
+measures time on the schedule, so a forward step does not discard the samples before it).
+
 Connection states (events through :meth:`Source.subscribe`, list in ``source.events``)::
 
     connected ──no samples > stall_after, or outlet closed──> stalled
@@ -135,6 +140,11 @@ class LSLSource(Source):
     max_buflen : int
         Seconds liblsl buffers for this inlet (beyond ``max_lag`` only reached when the
         consumer stops reading for that long).
+    clock_step : float or None
+        Seconds a sample's timestamp may be off its place on the schedule (previous stamp plus
+        counter step / nominal rate) before it counts as a clock step (regular streams; None:
+        no check). Without a counter channel a forward jump may also be samples lost upstream;
+        the event says so.
     clock : callable or None
         Time source for the connection state machine (default the LSL clock; tests pass a
         :class:`~edgestream.core.clock.ManualClock`).
@@ -147,7 +157,8 @@ class LSLSource(Source):
                  units: str | int | Sequence[str | int] | Mapping[str, str | int] | None = None, unit_mul: int = 0,
                  to_units: str | None = None, channels: Sequence[str] | None = None, nonfinite: str = "error",
                  expect_sfreq: float | None = None, expect_channels: int | None = None, require_regular: bool = False,
-                 clocksync: bool = True, max_buflen: int = 360, clock: Callable[[], float] | None = None) -> None:
+                 clocksync: bool = True, max_buflen: int = 360, clock_step: float | None = 0.5,
+                 clock: Callable[[], float] | None = None) -> None:
         super().__init__()
         for arg, value in (("name", name), ("type", type), ("source_id", source_id), ("predicate", predicate)):
             if value is not None:
@@ -180,6 +191,8 @@ class LSLSource(Source):
         self.require_regular = bool(require_regular)
         self.clocksync = bool(clocksync)
         self.max_buflen = check_positive(max_buflen, "max_buflen", integer=True)
+        self.clock_step = None if clock_step is None else check_positive(clock_step, "clock_step")
+        self.clock_steps = 0  # timestamp jumps detected (see clock_step)
         self.clock = clock
         self._now = clock or local_clock
         self.nonfinite_replaced = 0  # values set to 0 by nonfinite="zero"
@@ -196,6 +209,7 @@ class LSLSource(Source):
         self._last_counter: float | None = None
         self._pending_gap = False  # loss happened; flag the next delivered chunk
         self._reopened = False  # first samples after a new inlet: estimate the reconnect gap
+        self._sched: tuple[float, float | None] | None = None  # (stamp, counter) of the last sample, for clock_step
 
     # --- start / stop ----------------------------------------------------------------------
     @property
@@ -361,15 +375,19 @@ class LSLSource(Source):
         if self._reopened:
             self._reopened = False
             self._last_counter = None  # a restarted producer may restart its counter
+            self._sched = None  # ... and its stamps continue after the outage, not on the old schedule
             if self._last_ts is not None and info.sfreq > 0:
                 reconnect_missing = max(0, int(round((ts[0] - self._last_ts) * info.sfreq)) - 1)
                 self.drops.reconnect_gap += reconnect_missing
                 gap = True
-        if self.plan.counter_idx is not None:
-            gap = self._check_counter(raw[:, self.plan.counter_idx]) or gap
+        counter = raw[:, self.plan.counter_idx].astype(np.float64) if self.plan.counter_idx is not None else None
+        if counter is not None:
+            gap = self._check_counter(counter) or gap
         self._last_ts = float(ts[-1])
-        if self.max_lag is not None and info.sfreq > 0 and ts[-1] - ts[0] > self.max_lag:
-            k = int(np.searchsorted(ts, ts[-1] - self.max_lag, side="left"))
+        # lag is measured on the sample schedule: stamps with clock steps taken out
+        sched = ts if self.clock_step is None or info.sfreq <= 0 else self._check_clock(ts, counter, now)
+        if self.max_lag is not None and info.sfreq > 0 and sched[-1] - sched[0] > self.max_lag:
+            k = int(np.searchsorted(sched, sched[-1] - self.max_lag, side="left"))
             self.drops.overflow += k
             raw, ts, gap = raw[k:], ts[k:], True
         if self.plan.string:
@@ -402,9 +420,41 @@ class LSLSource(Source):
                 detail += f"; about {reconnect_missing} samples missed while disconnected (drops.reconnect_gap)"
             self._set_state(_S.CONNECTED, now, detail)
 
+    def _check_clock(self, ts: np.ndarray, counter: np.ndarray | None, now: float) -> np.ndarray:
+        """Count and report clock steps in ``ts``; return the stamps with the steps taken out."""
+        prev = self._sched
+        self._sched = (float(ts[-1]), None if counter is None else float(counter[-1]))
+        if prev is None:
+            t, c = ts, counter
+        else:
+            t = np.concatenate(([prev[0]], ts))
+            c = None if counter is None or prev[1] is None else np.concatenate(([prev[1]], counter))
+        if len(t) < 2:
+            return ts
+        if c is not None:
+            steps = np.diff(c)
+            steps = np.where(steps <= -(COUNTER_MODULUS - 1) + 0.5, steps + COUNTER_MODULUS, steps)  # float32 wrap
+            steps = np.maximum(steps, 1.0)  # a counter that restarted says nothing about time
+        else:
+            steps = 1.0
+        off = np.diff(t) - steps / self.info.sfreq  # (n - 1,) or (n,) seconds off the schedule
+        jumps = np.flatnonzero(np.abs(off) > self.clock_step)
+        if not jumps.size:
+            return ts
+        shift = np.zeros(len(t))
+        for j in jumps:
+            shift[j + 1:] += off[j]
+            self.clock_steps += 1
+            where = f"at counter {c[j + 1]:.0f}" if c is not None else f"at t={t[j + 1]:.3f} s"
+            cause = ("clock step on the producer; samples are continuous (counter)" if c is not None else
+                     "clock step on the producer, or samples missing upstream (no counter channel to tell)")
+            self._note(now, f"timestamps jumped by {off[j]:+.3f} s {where}: {cause} (clock_steps={self.clock_steps})")
+            log.warning("LSL source %r: timestamps jumped by %+.3f s %s", self.info.name, off[j], where)
+        return (t - shift)[-len(ts):]
+
     def _check_counter(self, counter: np.ndarray) -> bool:
         """Count values missing from the counter channel; True if any were."""
-        c = counter.astype(np.float64)
+        c = counter
         prev = self._last_counter
         self._last_counter = float(c[-1])
         n = c.shape[0]
@@ -505,4 +555,5 @@ class LSLSource(Source):
         return []
 
     def health(self) -> dict[str, Any]:
-        return super().health() | {"lag_s": self.lag, "nonfinite_replaced": self.nonfinite_replaced}
+        return super().health() | {"lag_s": self.lag, "nonfinite_replaced": self.nonfinite_replaced,
+                                   "clock_steps": self.clock_steps}

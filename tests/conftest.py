@@ -135,6 +135,12 @@ def save_reference_checkpoint(path: Path, seed: int, in_channels: int = 4) -> Pa
                            data={"classes": ["left", "right"]})
 
 
+@pytest.fixture
+def reference_checkpoint() -> Callable[..., Path]:
+    """``reference_checkpoint(path, seed, in_channels=4)`` writes a reference_conv checkpoint."""
+    return save_reference_checkpoint
+
+
 @pytest.fixture(scope="session")
 def recorded_session(tmp_path_factory) -> dict:
     """``edgestream run`` of a pipeline with a ``record:`` section on a loopback simulator (4 ch + counter

@@ -113,8 +113,9 @@ def compare_stream(name: str, node: str, rec_data: np.ndarray, rec_stamps: np.nd
         diff = bad_values.astype(np.float64)
     else:
         a64, b64 = a.astype(np.float64), b.astype(np.float64)
-        both_nan = np.isnan(a64) & np.isnan(b64)
-        diff = np.where(both_nan, 0.0, np.abs(b64 - a64))
+        same = (a64 == b64) | (np.isnan(a64) & np.isnan(b64))  # inf equals inf, NaN equals NaN
+        with np.errstate(invalid="ignore"):
+            diff = np.where(same, 0.0, np.abs(b64 - a64))
         diff = np.where(np.isnan(diff), np.inf, diff)
         bad_values = diff > tolerance * np.maximum(1.0, np.abs(np.nan_to_num(a64)))
     bad_rows = bad_values.any(axis=1)

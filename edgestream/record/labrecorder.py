@@ -7,8 +7,9 @@ standard input. Consequences the wrapper relies on:
 
 * streams must exist before :meth:`LabRecorderCLI.start`; a predicate that matches nothing
   makes the recorder exit at once (reported here with the streams that are visible);
-* if the controlling process dies (even by SIGKILL), the pipe closes, the recorder reads EOF and
-  still finalises the file;
+* if the controlling process dies (even by SIGKILL), the stdin pipe closes, the recorder reads
+  EOF and still finalises the file — its output goes to a log file, not a pipe, so it is not
+  killed by SIGPIPE while it says so;
 * if the recorder itself is killed, the file keeps what it had flushed (see
   :func:`edgestream.record.xdf.scan_xdf`), and :attr:`LabRecorderCLI.alive` turns False.
 """
@@ -19,6 +20,7 @@ import logging
 import os
 import shutil
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Sequence
@@ -78,6 +80,7 @@ class LabRecorderCLI:
         self.predicates = list(predicates)
         self.executable = Path(executable) if executable else find_labrecorder()
         self.lines: list[str] = []  # everything the recorder printed
+        self.log_path: Path | None = None  # where it prints (a temporary file, removed once it has exited)
         self.process: subprocess.Popen | None = None
         self.started_at = float("nan")  # time.time() when every stream was collecting
         self._cond = threading.Condition()
@@ -96,10 +99,15 @@ class LabRecorderCLI:
             raise ConfigError(f"path must be a new file (recordings are never overwritten); {str(self.path)!r} exists. "
                               "Use edgestream.record.naming.reserve() to move the old one aside.")
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, log_name = tempfile.mkstemp(prefix=f"labrecorder-{self.path.stem}-", suffix=".log")
+        self.log_path = Path(log_name)
         # its own process group: a Ctrl-C in the terminal reaches edgestream, which stops it cleanly
-        self.process = subprocess.Popen([str(self.executable), str(self.path), *self.predicates], stdin=subprocess.PIPE,
-                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                        start_new_session=True)
+        try:
+            self.process = subprocess.Popen([str(self.executable), str(self.path), *self.predicates],
+                                            stdin=subprocess.PIPE, stdout=fd, stderr=subprocess.STDOUT, text=True,
+                                            start_new_session=True)
+        finally:
+            os.close(fd)
         self._reader = threading.Thread(target=self._read_output, name="labrecorder-output", daemon=True)
         self._reader.start()
         deadline = time.monotonic() + timeout
@@ -189,23 +197,39 @@ class LabRecorderCLI:
             proc.wait()
         if self._reader is not None:
             self._reader.join(timeout=2.0)
-        for stream in (proc.stdin, proc.stdout):
-            try:
-                if stream:
-                    stream.close()
-            except (BrokenPipeError, OSError):
-                pass
+        try:
+            if proc.stdin:
+                proc.stdin.close()
+        except (BrokenPipeError, OSError):
+            pass
+        if self.log_path is not None:
+            self.log_path.unlink(missing_ok=True)  # its lines are in self.lines (and the debug log)
 
     def _read_output(self) -> None:
-        proc = self.process
-        if proc is None or proc.stdout is None:
+        """Follow the recorder's log file until it exits (lines appear in ``self.lines``)."""
+        proc, path = self.process, self.log_path
+        if proc is None or path is None:
             return
-        for line in proc.stdout:
-            with self._cond:
-                self.lines.append(line.rstrip("\n"))
-                self._cond.notify_all()
-            log.debug("LabRecorderCLI: %s", line.rstrip())
+        with open(path, errors="replace") as f:
+            pending = ""
+            while True:
+                exited = proc.poll() is not None
+                chunk = f.read()
+                if chunk:
+                    pending += chunk
+                    *complete, pending = pending.split("\n")
+                    with self._cond:
+                        self.lines += complete
+                        self._cond.notify_all()
+                    for line in complete:
+                        log.debug("LabRecorderCLI: %s", line)
+                elif exited:
+                    break
+                else:
+                    time.sleep(0.02)
         with self._cond:
+            if pending:
+                self.lines.append(pending)
             self._cond.notify_all()
 
     def __enter__(self) -> LabRecorderCLI:

@@ -295,12 +295,20 @@ def load_session(path: str | Path) -> Session:
             source: Any = io.BytesIO(f.read(scan.complete_bytes))
     else:
         source = str(scan.path)
-    logging.getLogger("pyxdf").setLevel(logging.ERROR)
+    # pyxdf warns about every stream whose clock offsets were not measured over all of it (any
+    # recording shorter than the recorder's 5-s offset interval); truncation is reported by the scan
+    quiet = [logging.getLogger(name) for name in ("pyxdf", "pyxdf.pyxdf")]
+    levels = [q.level for q in quiet]
+    for q in quiet:
+        q.setLevel(logging.ERROR)
     try:
         raw, _ = pyxdf.load_xdf(source, synchronize_clocks=True, dejitter_timestamps=False, verbose=False)
     except Exception as exc:  # the scan passed, so this is a reader limitation: say so
         raise ConfigError(f"XDF file {str(scan.path)!r} must be readable by pyxdf; loading failed "
                           f"({type(exc).__name__}: {str(exc)[:200]}).") from None
+    finally:
+        for q, level in zip(quiet, levels):
+            q.setLevel(level)
     streams = []
     for s in raw:
         sid = int(s["info"]["stream_id"])

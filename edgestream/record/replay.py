@@ -256,6 +256,10 @@ def replay(session: str | Path, pipeline: str | Path | None = None, overrides: S
         max_rate = max(max_rate, rec.header.sfreq)
         inputs[s.id] = {"stream": rec.name, "samples": int(index[1] - index[0]),
                         "seconds": float(stamps[-1] - stamps[0]) if len(stamps) > 1 else 0.0}
+    if not any(entry["samples"] for entry in inputs.values()):
+        raise ConfigError(f"session {data.path.name} must hold input samples to replay; its inputs "
+                          f"({', '.join(e['stream'] for e in inputs.values())}) have none in the span the run consumed. "
+                          f"{data.scan.describe()}.")
     for node in graph.nodes:
         if node.is_sink:
             node.component = CaptureSink(node.component)

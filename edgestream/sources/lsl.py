@@ -28,12 +28,15 @@ Connection states (events through :meth:`Source.subscribe`, list in ``source.eve
 
 Inlets are opened with liblsl's ``recover=False``: liblsl's own recovery blocks ``pull_chunk``
 for the whole outage, which would freeze the state machine; re-resolving and reopening is
-done here instead, explicitly.
+done here instead, explicitly. While the stream is gone a background ``ContinuousResolver``
+keeps looking for it, so short reads never cut a search short (streams on other hosts found
+through ``KnownPeers`` answer only after liblsl's unicast wave, ~0.5 s into a search).
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -51,7 +54,7 @@ from edgestream.sources.lsl_plan import ReadPlan, plan_reading
 log = logging.getLogger(__name__)
 
 NONFINITE_POLICIES = ("error", "drop", "zero")
-RESOLVE_SLICE = 0.5  # s; longest a read() blocks in one resolve attempt while the stream is gone
+RESOLVE_SLICE = 0.5  # s; longest a read() waits for the stream to reappear, or for a reopened inlet
 AMBIGUITY_WAIT = 0.6  # s; without a source_id, start() listens this long for a second matching stream
 _S = ConnectionState
 
@@ -200,6 +203,7 @@ class LSLSource(Source):
         self.header: LSLHeader | None = None
         self.plan: ReadPlan | None = None  # how samples of the resolved stream become chunks
         self._inlet: Any = None
+        self._resolver: Any = None  # pylsl.ContinuousResolver while the stream is gone
         self._buf: np.ndarray | None = None  # liblsl writes pulled samples here (numeric streams)
         self._reset_runtime()
 
@@ -260,6 +264,7 @@ class LSLSource(Source):
 
     def stop(self) -> None:
         self._close_inlet()
+        self._resolver = None
         self._set_state(_S.ENDED, self._now(), "stopped")
 
     def _make_inlet(self, lsl_info: Any) -> Any:
@@ -525,7 +530,12 @@ class LSLSource(Source):
         import pylsl
 
         self._update_state(self._now())
-        found = pylsl.resolve_bypred(self._recovery_query(), 1, max(0.0, min(timeout, RESOLVE_SLICE)))
+        if self._resolver is None:
+            self._resolver = pylsl.ContinuousResolver(pred=self._recovery_query(), forget_after=2.0)
+        found = self._resolver.results()
+        if not found:
+            time.sleep(max(0.0, min(timeout, RESOLVE_SLICE)))
+            found = self._resolver.results()
         if not found:
             self._update_state(self._now())
             return []
@@ -543,6 +553,7 @@ class LSLSource(Source):
             log.debug("reopening %r failed", h.name, exc_info=True)
             return []
         self._inlet = inlet
+        self._resolver = None  # a fresh search next time: a remembered answer may be from the old outlet
         self._opened = True
         self._reopened = True
         self._pending_gap = True

@@ -96,8 +96,9 @@ sinks:
 
 def test_network_delay_loss_and_link_flap(uid, tmp_path, case, raw_inlet):
     """What the user sees: `edgestream run` keeps running; its summary shows the source stalled
-    and connected again, the samples that arrived too late (throttled link) or never (link down)
-    counted by cause; every producer counter value is delivered or counted; output resumes."""
+    (throttled link), then lost while the link is down for 4 s, found again across the link and
+    reconnected; the samples that arrived too late or never are counted by cause (overflow,
+    reconnect_gap); every producer counter value is delivered or counted; output resumes."""
     ns = _namespace_or_skip()
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep))
     producer = consumer = None
@@ -132,10 +133,12 @@ def test_network_delay_loss_and_link_flap(uid, tmp_path, case, raw_inlet):
         pull(3.0)
         ns.exec("tc", "qdisc", "del", "dev", ns.ns_if, "root")
         _ip("link", "set", ns.host_if, "down")
-        pull(2.0)
+        pull(4.0)  # longer than lost_after (3 s): the source closes its inlet and searches across the link
         _ip("link", "set", ns.host_if, "up")
         up_at = local_clock()
-        pull(5.0)
+        deadline = time.monotonic() + 40  # TCP retransmission backs off while the link is down
+        while time.monotonic() < deadline and sum(int(np.sum(t >= up_at)) for _, t, _ in received) < 2 * FS:
+            pull(0.5)
         f_data, f_ts = filtered.pull_chunk(1.0, 100_000, None, None, True)
         consumer.send_signal(signal.SIGTERM)  # like Ctrl-C: the run stops cleanly and prints its summary
         out, err = consumer.communicate(timeout=60)
@@ -160,15 +163,17 @@ def test_network_delay_loss_and_link_flap(uid, tmp_path, case, raw_inlet):
     stamps = np.concatenate([t for _, t, _ in received])
     arrivals = np.concatenate([np.full(len(t), a) for _, t, a in received])
     after = np.flatnonzero(stamps >= up_at)
-    assert len(after) > FS  # output flows again after the link came back
+    assert len(after) > FS, (src["events"], drops)  # output flows again after the link came back
     assert len(f_ts) > FS  # and the processed output too
     recovery = float(arrivals[after[0]] - up_at)
     states = [e.split(" ")[0] for e in src["events"]]
+    # found again through the consumer's KnownPeers (unicast discovery across the link) and reopened
+    assert "stalled->lost" in states and "lost->recovering" in states and states[-1] == "recovering->connected"
     case.update(case="network_throttle_and_link_flap", samples_lost=missing, lost_by_cause=drops,
                 recovery_s=round(recovery, 3),
                 user_sees=f"run summary: overflow {drops['overflow']}, counter_gap {drops['counter_gap']}, reconnect_gap "
                           f"{drops['reconnect_gap']}; state changes {states}",
                 details={"impairments": "tbf 24 kbit/s for 3 s (queueing delay up to 400 ms, then drops; TCP "
-                                        "retransmits), then link down 2 s; no netem in this kernel",
+                                        "retransmits), then link down 4 s; no netem in this kernel",
                          "delivered": int(len(counter)), "events": src["events"],
                          "summary_tail": out.strip().splitlines()[-6:]})

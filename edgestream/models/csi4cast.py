@@ -13,8 +13,9 @@
 
 Registered variants: ``csi4cast_tdd`` / ``csi4cast_fdd`` (the paper's configurations, 21,913,750
 and 38,636,286 parameters — their count includes the 4→d_model time-feature embedding the
-paper's model carries, which is used only when time marks are passed), and ``csi4cast_edge``, sized
-to predict 32 antennas within one report period (2.5 ms) on a CPU core.
+paper's model carries, which is used only when time marks are passed), and the edge variants
+``csi4cast_edge`` / ``csi4cast_edge_xs``, shrunk towards one report period (2.5 ms) for 32
+antennas on one CPU core (measured in ``benchmarks/csi_predict.py``).
 """
 
 from __future__ import annotations
@@ -62,9 +63,10 @@ class CSI4CAST(CSIPredictor):
         inner layers see K/s subcarrier groups (the edge variant's main saving).
     skip : bool
         Add a linear map over time (T_hist → T_pred, per value) from the normalised history to the
-        output, initialised to "repeat the newest report". Not in the paper (its configurations
-        keep ``False``); the edge variant uses it so that a short CPU training budget starts from
-        the no-prediction baseline instead of from zero.
+        output, initialised to "repeat the newest report" (and the output head and the denoiser's
+        last batch norm to zero, so the untrained model *is* repeat-last). Not in the paper (its configurations keep ``False``);
+        the edge variants use it so that a short CPU training budget starts from the
+        no-prediction baseline instead of from zero.
     """
 
     def __init__(
@@ -130,10 +132,17 @@ class CSI4CAST(CSIPredictor):
         self.time_head = nn.Linear(hist_len, pred_len)
         self.skip = nn.Linear(hist_len, pred_len) if skip else None
         if self.skip is not None:
-            with torch.no_grad():
+            with torch.no_grad():  # start exactly as repeat-last: skip = newest report, learned part = 0
                 self.skip.weight.zero_()
-                self.skip.weight[:, -1] = 1.0  # starts as repeat-last
+                self.skip.weight[:, -1] = 1.0
                 self.skip.bias.zero_()
+                for p in (self.head.weight, self.head.bias, self.time_head.weight, self.time_head.bias):
+                    p.zero_()
+                if self.denoiser is not None:  # and no noise removed yet: its last batch norm outputs 0
+                    last = self.denoiser.layers[-1]
+                    norm = last.norm if hasattr(last, "norm") else last[-1]
+                    norm.weight.zero_()
+                    norm.bias.zero_()
 
     def predict_rows(self, x: torch.Tensor, group: int, marks: torch.Tensor | None) -> torch.Tensor:
         if self.denoiser is not None:
@@ -170,6 +179,7 @@ EDGE = dict(
     arl_subcarrier=False, embed_width=4, embed_groups=2, embed_blocks=1, attention="se", attention_ratio=2,
     time_features=0, layers=1, heads=4, ff=128, dropout=0.1, grid_stride=10, skip=True,
 )
+EDGE_XS = dict(denoiser_levels=0, embed_blocks=0, grid_stride=30, d_model=32, ff=64)
 
 
 @register_model(family="csi4cast", kind="predictor", paper="Cheng et al. 2025", duplex="TDD")
@@ -186,5 +196,11 @@ def csi4cast_fdd(**overrides: Any) -> CSI4CAST:
 
 @register_model(family="csi4cast", kind="predictor", duplex="TDD", edge=True)
 def csi4cast_edge(**overrides: Any) -> CSI4CAST:
-    """CSI-4CAST edge variant: same blocks, small widths; fits one report period (2.5 ms) on a CPU core."""
+    """CSI-4CAST edge variant: every block kept at small width, 2-D parts on a 10× coarser subcarrier grid."""
     return CSI4CAST(**(EDGE | overrides))
+
+
+@register_model(family="csi4cast", kind="predictor", duplex="TDD", edge=True)
+def csi4cast_edge_xs(**overrides: Any) -> CSI4CAST:
+    """Smallest CSI-4CAST edge variant: no denoiser, ShuffleNet stacks without blocks on a 30× coarser grid, d_model 32."""
+    return CSI4CAST(**(EDGE | EDGE_XS | overrides))

@@ -38,6 +38,11 @@ class CSIPredictor(nn.Module):
     def dim_data(self) -> int:
         return 2 * self.n_subcarriers
 
+    def example_input(self, batch: int = 1, n_antennas: int = 32) -> torch.Tensor:
+        """A zero input ``(batch, n_antennas, hist_len, 2K)`` (for export and shape checks)."""
+        ref = self.data_mean
+        return torch.zeros(batch, n_antennas, self.hist_len, self.dim_data, dtype=ref.dtype, device=ref.device)
+
     def set_data_stats(self, mean: Any, std: Any) -> None:
         """Set the dataset z-score: ``mean``/``std`` are (re, im) pairs."""
         self.data_mean.copy_(torch.as_tensor(mean, dtype=self.data_mean.dtype).reshape(2))

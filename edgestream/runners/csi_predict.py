@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from edgestream.core.checks import check_number
+from edgestream.core.checks import check_number, check_value
 from edgestream.core.chunk import Chunk, StreamInfo
 from edgestream.core.errors import ValidationError
 from edgestream.core.stage import STAGES, Stage
@@ -63,6 +63,10 @@ class CSIPredict(Stage):
         Registered predictor (``kind="predictor"``), e.g. ``csi4cast_edge``, ``csi_gru``, ``csi_repeat_last``.
     checkpoint : str, optional
         Trained weights (``edgestream.train.save_checkpoint``); its manifest names the model.
+    overrides : mapping, optional
+        Constructor overrides for the model (e.g. a smaller edge configuration).
+    backend : {"torch", "onnxruntime"} or None
+        Default: the device profile's choice (ONNX Runtime falls back to torch, logged, if export fails).
     n_antennas, n_subcarriers : int, optional
         Report shape when the input stream has no ``desc/csi`` block (otherwise read from it).
     max_fill : int
@@ -77,8 +81,10 @@ class CSIPredict(Stage):
 
     def __init__(
         self,
-        model: str = "csi4cast_edge",
+        model: str | None = "csi4cast_edge",
         checkpoint: str | None = None,
+        overrides: dict[str, Any] | None = None,
+        backend: str | None = None,
         n_antennas: int | None = None,
         n_subcarriers: int | None = None,
         max_fill: int = 4,
@@ -89,12 +95,15 @@ class CSIPredict(Stage):
         super().__init__(gap_policy=gap_policy)
         self.model = model
         self.checkpoint = checkpoint
+        self.overrides = dict(overrides or {})
+        self.backend = check_value(backend, (None, "torch", "onnxruntime"), "backend")
         self.n_antennas = n_antennas
         self.n_subcarriers = n_subcarriers
         self.max_fill = check_number(max_fill, "max_fill", low=0, integer=True)
         self.zero_is_drop = zero_is_drop
         self.score = score
         self._net: Any = None
+        self._run: Any = None  # inference backend: (E, A, T, 2K) float32 -> (E, A, pred_len, 2K)
         self._model_name = model
         self._columns: CSIColumns | None = None
 
@@ -106,7 +115,7 @@ class CSIPredict(Stage):
         if self.checkpoint:
             from edgestream.train.checkpoint import load_checkpoint
 
-            net, blob = load_checkpoint(self.checkpoint)
+            net, blob = load_checkpoint(self.checkpoint, **self.overrides)
             stored = blob["manifest"]["model"]
             if name and stored != name:
                 raise ValidationError(
@@ -117,9 +126,10 @@ class CSIPredict(Stage):
         elif not name:
             raise ValidationError("csi_predict needs a model name or a checkpoint; got neither. Set model: csi4cast_edge.")
         else:
-            net = create_model(name)
+            net = create_model(name, **self.overrides)
             if any(p.requires_grad for p in net.parameters()):
-                log.warning("csi_predict: model %r has no checkpoint; predicting with untrained weights.", name)
+                log.warning("csi_predict: model %r has no checkpoint; predicting with untrained weights (an untrained "
+                            "edge variant equals repeat-last). Pass checkpoint: model.pt.", name)
         kind = model_tags(name).get("kind")
         if kind != "predictor":
             raise ValidationError(
@@ -130,23 +140,21 @@ class CSIPredict(Stage):
         return net.eval()
 
     def _build(self, info: StreamInfo) -> StreamInfo:
-        import torch
+        from edgestream.runners.backend import make_backend
 
         columns = locate_csi(info, self.n_antennas, self.n_subcarriers)
         net = self._load_model()
         layout = columns.layout
         if net.n_subcarriers != layout.n_subcarriers:
             raise ValidationError(
-                f"csi_predict model {self.model!r} predicts {net.n_subcarriers} subcarriers; stream {info.name!r} carries "
-                f"{layout.n_subcarriers}. Use a model built for {layout.n_subcarriers} (n_subcarriers override) or "
-                "publish matching reports."
+                f"csi_predict model {self._model_name!r} predicts {net.n_subcarriers} subcarriers; stream {info.name!r} "
+                f"carries {layout.n_subcarriers}. Use a model built for {layout.n_subcarriers} (overrides: "
+                "{n_subcarriers: ...}) or publish matching reports."
             )
-        profile = self.context.device
-        device = getattr(profile, "torch_device", "cpu")
-        dtype = getattr(profile, "torch_dtype", torch.float32)
-        if profile is not None and getattr(profile, "threads", None):
-            torch.set_num_threads(int(profile.threads))
-        self._net = net.to(device=device, dtype=dtype)
+        example = np.zeros((1, layout.n_antennas, net.hist_len, layout.row_size), np.float32)
+        self._run = make_backend(net.float().eval(), example, self.context.device, self.backend, model_name=self._model_name)
+        self._run(example)  # dry run: fails at build time, not at the first report
+        self._net = net
         self._columns = columns
         self.warmup_samples = net.hist_len
         a, k, p = layout.n_antennas, layout.n_subcarriers, net.pred_len
@@ -165,7 +173,11 @@ class CSIPredict(Stage):
             units=units,
             desc={
                 "csi": layout.to_desc() | {"layout": "step,antenna,subcarrier,reim", "steps": p, "hist_len": net.hist_len},
-                "model": {"name": self._model_name, "checkpoint": self.checkpoint or "", "parameters": sum(x.numel() for x in net.parameters())},
+                "model": {
+                    "name": self._model_name, "checkpoint": self.checkpoint or "",
+                    "parameters": sum(x.numel() for x in net.parameters()),
+                    "backend": getattr(self._run, "name", "torch"), "precision": getattr(self._run, "precision", "fp32"),
+                },
                 "source": {"name": info.name, "source_id": info.source_id},
             },
         )
@@ -319,13 +331,9 @@ class CSIPredict(Stage):
         return self._chunks(np.stack(out_rows), np.asarray(stamps), warm, gap_rows, chunk.gap), state
 
     def _predict(self, windows: np.ndarray) -> np.ndarray:
-        import torch
-
-        ref = next(self._net.buffers())
-        with torch.inference_mode():
-            x = torch.as_tensor(windows.transpose(0, 2, 1, 3), device=ref.device, dtype=ref.dtype)  # (E, A, T, 2K)
-            y = self._net(x)  # (E, A, pred_len, 2K)
-        return y.float().cpu().numpy().transpose(0, 2, 1, 3)
+        """History windows ``(E, T, A, 2K)`` → predictions ``(E, pred_len, A, 2K)``."""
+        x = np.ascontiguousarray(windows.transpose(0, 2, 1, 3), dtype=np.float32)  # (E, A, T, 2K)
+        return self._run(x).transpose(0, 2, 1, 3)
 
     def _chunks(self, rows: np.ndarray, stamps: np.ndarray, warm: list[bool], gaps: list[bool], gap_in: bool) -> list[Chunk]:
         """Split output rows into chunks of equal ``warming`` flag (the flag is per chunk)."""
@@ -339,7 +347,7 @@ class CSIPredict(Stage):
         return out
 
     def stop(self) -> None:
-        self._net = None
+        self._net = self._run = None
 
 
 @STAGES.register("csi_score")

@@ -88,7 +88,7 @@ def train_model(name: str, train: Any, budget: float, seed: int) -> tuple[Any, d
     model = create_model(name)
     model.set_data_stats(*data_stats(x[tr]))
     cfg = TrainConfig(loss="nmse_vector", lr=1e-3, weight_decay=1e-4, batch_size=8, epochs=10_000, patience=None,
-                      schedule="plateau", step_size=6, gamma=0.1, time_budget=budget, num_threads=1, seed=seed,
+                      schedule="plateau", step_size=6, gamma=0.1, max_seconds=budget, num_threads=1, seed=seed,
                       progress=False)
     result = fit(model, (groups(x[tr]), groups(y[tr])), (groups(x[val]), groups(y[val])), cfg)
     return model.eval(), {"epochs": len(result.history), "best_epoch": result.best_epoch,

@@ -152,7 +152,9 @@ def locate_csi(info: StreamInfo, n_antennas: int | None = None, n_subcarriers: i
             f"desc keys {sorted(info.desc) if isinstance(info.desc, Mapping) else info.desc!r}. Publish it with "
             "`edgestream simulate csi`'s metadata, or set n_antennas and n_subcarriers on the stage."
         )
-    counters = [i for i, t in enumerate(info.ch_types) if t == "counter"]
+    from edgestream.core.lslmeta import COUNTER_TYPE
+
+    counters = [i for i, t in enumerate(info.ch_types) if t == COUNTER_TYPE]
     counter = counters[-1] if counters else None
     n_csi = info.n_channels - len(counters)
     if n_csi != layout.n_values:

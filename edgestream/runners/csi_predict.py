@@ -19,9 +19,10 @@ timestamps (``round((t − t₀) · rate)``), so lost, late and duplicated repor
 
 Output rows (one per arrival that advances the stream): the ``pred_len`` predicted reports, the
 report index they were made at, and for ``h = 1 … pred_len`` the NMSE (dB) of the prediction made
-``h`` reports ago against the report that just arrived, plus the same for repeat-last (NaN where
-there is nothing to score). Scores compare against the *reported* CSI (with whatever noise the
-reports carry).
+``h`` reports ago against the report that just arrived, the same for repeat-last, and a
+``scored_h`` flag (1: scored; 0: nothing to score — warm-up, a lost or late report — and both NMSE
+values are then 0, so every value on the stream stays finite). Scores compare against the
+*reported* CSI (with whatever noise the reports carry).
 
 Until ``hist_len`` reports are in, the history is padded by repeating its oldest report and the
 outputs are flagged ``warming``.
@@ -38,12 +39,12 @@ import numpy as np
 from edgestream.core.checks import check_number, check_value
 from edgestream.core.chunk import Chunk, StreamInfo
 from edgestream.core.errors import ValidationError
+from edgestream.core.lslmeta import COUNTER_MODULUS
 from edgestream.core.stage import STAGES, Stage
 from edgestream.csi.layout import CSIColumns, locate_csi
 
 log = logging.getLogger(__name__)
 
-COUNTER_MODULUS = 2**24  # producers' counter channels wrap here (float32-exact integers)
 
 
 def _nmse_db(true_rows: np.ndarray, pred_rows: np.ndarray) -> float:
@@ -160,8 +161,9 @@ class CSIPredict(Stage):
         a, k, p = layout.n_antennas, layout.n_subcarriers, net.pred_len
         names = [f"p{h + 1}_{c}" for h in range(p) for c in layout.ch_names()] + ["report_index"]
         names += [f"nmse_db_h{h + 1}" for h in range(p)] + [f"np_nmse_db_h{h + 1}" for h in range(p)]
-        types = ["csi_pred"] * (p * layout.n_values) + ["index"] + ["nmse"] * (2 * p)
-        units = ["a.u."] * (p * layout.n_values) + ["a.u."] + ["dB"] * (2 * p)
+        names += [f"scored_h{h + 1}" for h in range(p)]
+        types = ["csi_pred"] * (p * layout.n_values) + ["index"] + ["nmse"] * (2 * p) + ["flag"] * p
+        units = ["a.u."] * (p * layout.n_values) + ["a.u."] + ["dB"] * (2 * p) + ["a.u."] * p
         node = self.context.node or "csi_predict"
         return StreamInfo(
             name=f"{self.context.pipeline}-{node}",
@@ -312,13 +314,14 @@ class CSIPredict(Stage):
         for (row, index, window, warming, reset, real), pred in zip(events, predictions):
             if reset:
                 made = {}
-            scores = np.full(2 * self._net.pred_len, np.nan)
+            scores = np.zeros(3 * self._net.pred_len)  # model dB | repeat-last dB | scored flags (0: nothing to score)
             if self.score and real:
                 for h in range(1, self._net.pred_len + 1):
                     earlier = made.get(index - h)
                     if earlier is not None:
                         scores[h - 1] = _nmse_db(reports[row], earlier[0][h - 1])
                         scores[self._net.pred_len + h - 1] = _nmse_db(reports[row], earlier[1])
+                        scores[2 * self._net.pred_len + h - 1] = 1.0
                         counts["scored"] += 1
             made[index] = (pred, window[-1])
             made = {k: v for k, v in made.items() if k >= index - self._net.pred_len}
@@ -354,28 +357,29 @@ class CSIPredict(Stage):
 class CSIScore(Stage):
     """Live prediction quality: per-horizon NMSE (dB) now and averaged over the last ``window`` reports.
 
-    Input: a ``CSIPrediction`` stream from ``csi_predict``. Output (``CSIMetrics``), one row per
-    input row: ``nmse_db_h{h}`` (this report; NaN if nothing was scored), ``nmse_db_mean_h{h}`` and
-    ``np_nmse_db_mean_h{h}`` (mean of the linear NMSE over the scored reports among the last
-    ``window``, in dB, for the model and for repeat-last), and ``gain_db_h{h}`` (repeat-last minus model).
+    Input: a ``CSIPrediction`` stream from ``csi_predict``. Output (``CSIMetrics``): one row per
+    input row whose prediction horizons were all scored (rows of warm-up, lost or late reports
+    carry no score and produce none, so every value is finite): ``nmse_db_h{h}`` (this report),
+    ``nmse_db_mean_h{h}`` and ``np_nmse_db_mean_h{h}`` (mean of the linear NMSE over the scored
+    reports among the last ``window`` rows, in dB, for the model and for repeat-last), and
+    ``gain_db_h{h}`` (repeat-last minus model: how much better than no prediction).
     """
 
     def __init__(self, window: int = 400, gap_policy: str = "keep") -> None:
         super().__init__(gap_policy=gap_policy)
         self.window = check_number(window, "window", low=1, integer=True)
-        self._cols: tuple[list[int], list[int]] | None = None
+        self._cols: list[int] | None = None
 
     def _build(self, info: StreamInfo) -> StreamInfo:
         names = list(info.ch_names)
-        model_cols = [i for i, n in enumerate(names) if n.startswith("nmse_db_h")]
-        np_cols = [i for i, n in enumerate(names) if n.startswith("np_nmse_db_h")]
-        if not model_cols or len(model_cols) != len(np_cols):
+        groups = [[i for i, n in enumerate(names) if n.startswith(prefix)] for prefix in ("nmse_db_h", "np_nmse_db_h", "scored_h")]
+        if not groups[0] or not len(groups[0]) == len(groups[1]) == len(groups[2]):
             raise ValidationError(
-                f"csi_score needs a CSIPrediction stream with nmse_db_h*/np_nmse_db_h* channels; stream {info.name!r} "
-                f"(type {info.type!r}) has none. Put it after a csi_predict stage."
+                f"csi_score needs a CSIPrediction stream with nmse_db_h*, np_nmse_db_h* and scored_h* channels; stream "
+                f"{info.name!r} (type {info.type!r}) has none. Put it after a csi_predict stage."
             )
-        self._cols = (model_cols, np_cols)
-        p = len(model_cols)
+        self._cols = groups[0] + groups[1] + groups[2]
+        p = len(groups[0])
         kinds = ("nmse_db_h", "nmse_db_mean_h", "np_nmse_db_mean_h", "gain_db_h")
         ch = [f"{k}{h + 1}" for k in kinds for h in range(p)]
         node = self.context.node or "csi_score"
@@ -391,27 +395,31 @@ class CSIScore(Stage):
         )
 
     def init_state(self) -> dict[str, Any]:
-        p = len(self._cols[0]) if self._cols else 0
-        return {"values": np.full((0, 2 * p), np.nan)}  # linear NMSE of the last `window` rows (model | repeat-last)
+        p = len(self._cols) // 3 if self._cols else 0
+        # linear NMSE of the last `window` rows (model | repeat-last), NaN where not scored
+        return {"values": np.full((0, 2 * p), np.nan)}
 
     def step(self, chunk: Chunk, state: dict[str, Any]) -> tuple[list[Chunk], dict[str, Any]]:
         if chunk.n_times == 0:
             return [], state
-        model_cols, np_cols = self._cols
-        p = len(model_cols)
-        db = chunk.data[:, model_cols + np_cols].astype(np.float64)
-        linear = 10.0 ** (db / 10.0)  # NaN stays NaN
+        p = len(self._cols) // 3
+        block = chunk.data[:, self._cols].astype(np.float64)
+        db, scored = block[:, : 2 * p], block[:, 2 * p :] > 0.5
+        linear = np.where(np.tile(scored, 2), 10.0 ** (db / 10.0), np.nan)
         values = np.concatenate([state["values"], linear])
-        out = np.empty((chunk.n_times, 4 * p), np.float32)
         base = state["values"].shape[0]
-        for r in range(chunk.n_times):
+        rows = np.flatnonzero(scored.all(axis=1))
+        out = np.empty((len(rows), 4 * p), np.float32)
+        for j, r in enumerate(rows):
             recent = values[max(0, base + r + 1 - self.window) : base + r + 1]
-            with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN window at the start
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # horizons never scored in the window
                 mean = 10.0 * np.log10(np.nanmean(recent, axis=0))
-            out[r] = np.concatenate([db[r, :p], mean[:p], mean[p:], mean[p:] - mean[:p]])
-        info = self.out_info
-        return [Chunk(out, chunk.timestamps.copy(), info, gap=chunk.gap, warming=chunk.warming)], {"values": values[-self.window :]}
+            out[j] = np.concatenate([db[r, :p], mean[:p], mean[p:], mean[p:] - mean[:p]])
+        new_state = {"values": values[-self.window :]}
+        if not len(rows):
+            return [], new_state
+        return [Chunk(out, chunk.timestamps[rows], self.out_info, gap=chunk.gap, warming=chunk.warming)], new_state
 
 
 __all__ = ["CSIPredict", "CSIScore"]

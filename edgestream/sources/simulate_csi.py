@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import threading
 import time
 from typing import Any
 
@@ -26,11 +25,12 @@ from edgestream.core.clock import local_clock
 from edgestream.core.io import SOURCES, ConnectionState, Source
 from edgestream.csi.channel import CSIConfig
 from edgestream.csi.layout import CSILayout, interleave
+from edgestream.core.lslmeta import COUNTER_MODULUS, COUNTER_TYPE
 from edgestream.csi.noise import NoiseConfig
+from edgestream.sources.publisher import Publisher
 
 log = logging.getLogger(__name__)
 
-COUNTER_MODULUS = 2**24  # counters wrap here so float32 holds them exactly (edgestream convention)
 DROP_MODES = ("zero", "skip")
 
 
@@ -49,7 +49,7 @@ def csi_layout(config: CSIConfig, noise: NoiseConfig, seed: int, drop_mode: str)
 def csi_stream_info(layout: CSILayout, name: str, source_id: str, counter: bool = True) -> StreamInfo:
     """StreamInfo of a CSI report stream: CSI channels (+ the report-index ``counter`` channel)."""
     names = layout.ch_names() + (["counter"] if counter else [])
-    types = ["csi"] * layout.n_values + (["counter"] if counter else [])
+    types = ["csi"] * layout.n_values + ([COUNTER_TYPE] if counter else [])
     return StreamInfo(name=name, type="CSI", source_id=source_id, sfreq=layout.report_rate, ch_names=names,
                       ch_types=types, units=["a.u."] * len(names), desc={"csi": layout.to_desc()})
 
@@ -88,7 +88,7 @@ def _with_counter(data: np.ndarray, indices: np.ndarray) -> np.ndarray:
     return np.concatenate([data, (indices % COUNTER_MODULUS)[:, None].astype(np.float32)], axis=1)
 
 
-class CSISimulator:
+class CSISimulator(Publisher):
     """Publish simulated CSI reports over LSL at the report rate (report ``i`` stamped ``t0 + i / rate``).
 
     Parameters
@@ -103,11 +103,16 @@ class CSISimulator:
         Reports per push (1: each report leaves as soon as it is due).
     duration : float or None
         Seconds to publish; None runs until :meth:`stop`.
+    wait_for_consumer : float
+        Seconds to wait for a first consumer before report 0 (0: start at once). With it, a
+        consumer that connects within that time receives every report.
     """
 
     def __init__(self, config: CSIConfig, noise: NoiseConfig | None = None, seed: int = 0, name: str = "edgestream-sim-csi",
                  source_id: str = "edgestream-sim-csi", drop_mode: str = "zero", chunk_size: int = 1,
-                 duration: float | None = None) -> None:
+                 duration: float | None = None, wait_for_consumer: float = 0.0) -> None:
+        super().__init__()
+        self.wait_for_consumer = check_number(wait_for_consumer, "wait_for_consumer", low=0.0)
         self.config = config
         self.noise = noise or NoiseConfig()
         self.seed = seed
@@ -121,14 +126,9 @@ class CSISimulator:
         self.reports_pushed = 0  # samples published
         self.reports_dropped = 0  # reports lost (zeroed or skipped)
         self.t0 = float("nan")
-        self._stop = threading.Event()
-        self._done = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._error: BaseException | None = None
         self._outlet: Any = None
 
-    def start(self) -> CSISimulator:
-        """Create the outlet and start the publisher thread."""
+    def _open(self) -> None:
         from edgestream.sinks.lsl_outlet import LSLOutlet
 
         context = {"pipeline": "simulate", "node": "csi", "input": "csi",
@@ -138,29 +138,18 @@ class CSISimulator:
         outlet.build(self.info, context)
         outlet.start()
         self._outlet = outlet
-        self._thread = threading.Thread(target=self._run, name=f"simulate-{self.name}", daemon=True)
-        self._thread.start()
-        return self
-
-    def _run(self) -> None:
-        try:
-            self._publish()
-        except BaseException as exc:  # surfaced by wait()/stop()
-            self._error = exc
-            log.exception("CSI simulator failed")
-        finally:
-            self._done.set()
 
     def _publish(self) -> None:
         rate, chunk = self.config.report_rate, self.chunk_size
         total = None if self.duration is None else int(round(self.duration * rate))
+        if self.wait_for_consumer > 0 and not self._outlet.wait_for_consumers(self.wait_for_consumer):
+            log.warning("CSI simulator %r: no consumer after %.1f s; publishing anyway", self.name, self.wait_for_consumer)
         self.t0 = t0 = local_clock()
         k = 0
         while not self._stop.is_set() and (total is None or k < total):
             n = chunk if total is None else min(chunk, total - k)
             data, indices, dropped = self.generator.generate(n)  # computed before it is due
-            due = t0 + (k + n - 1) / rate
-            wait = due - local_clock()
+            wait = t0 + (k + n - 1) / rate - local_clock()  # the chunk's newest report exists from then
             if wait > 0 and self._stop.wait(wait):
                 break
             keep = ~dropped if self.drop_mode == "skip" else np.ones(n, bool)
@@ -170,27 +159,10 @@ class CSISimulator:
             self.reports_dropped += int(dropped.sum())
             k += n
 
-    def wait(self, timeout: float | None = None) -> bool:
-        """Block until the publisher finished (``duration`` reached or stopped); True if it did."""
-        done = self._done.wait(timeout)
-        if self._error is not None:
-            raise self._error
-        return done
-
-    def stop(self) -> None:
-        """Stop publishing and destroy the outlet."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5.0)
+    def _close(self) -> None:
         if self._outlet is not None:
             self._outlet.stop()
             self._outlet = None
-
-    def __enter__(self) -> CSISimulator:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 @SOURCES.register("simulate_csi")

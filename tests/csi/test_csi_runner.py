@@ -38,9 +38,13 @@ def built(stage_kwargs, info):
 
 
 def split(out, a=A, steps=4):
-    """Output rows → predictions (rows, steps, A, D), report index, model scores, repeat-last scores."""
+    """Output rows → predictions (rows, steps, A, D), report index, model scores, repeat-last scores (NaN: not scored)."""
     n = steps * a * D
-    return out.data[:, :n].reshape(-1, steps, a, D), out.data[:, n], out.data[:, n + 1 : n + 1 + steps], out.data[:, n + 1 + steps :]
+    scored = out.data[:, n + 1 + 2 * steps :] > 0.5
+    scores = np.where(scored, out.data[:, n + 1 : n + 1 + steps], np.nan)
+    np_scores = np.where(scored, out.data[:, n + 1 + steps : n + 1 + 2 * steps], np.nan)
+    assert np.isfinite(out.data).all()
+    return out.data[:, :n].reshape(-1, steps, a, D), out.data[:, n], scores, np_scores
 
 
 def test_output_stream_description():
@@ -48,9 +52,9 @@ def test_output_stream_description():
     stage = built({"model": "csi_repeat_last"}, chunk.info)
     info = stage.out_info
     assert info.type == "CSIPrediction" and info.sfreq == 400.0
-    assert info.n_channels == 4 * A * D + 1 + 8
+    assert info.n_channels == 4 * A * D + 1 + 12
     assert info.ch_names[0] == "p1_a00_k000_re" and info.ch_names[4 * A * D] == "report_index"
-    assert info.ch_names[-1] == "np_nmse_db_h4" and info.units[-1] == "dB"
+    assert info.ch_names[-5] == "np_nmse_db_h4" and info.units[-5] == "dB" and info.ch_names[-1] == "scored_h4"
     assert info.desc["csi"]["steps"] == 4 and info.desc["model"]["name"] == "csi_repeat_last"
 
 
@@ -204,13 +208,18 @@ def test_score_stage_running_means_and_streaming_equals_offline(rng):
     info = score.build(pred.info)
     assert info.type == "CSIMetrics" and info.ch_names[:2] == ("nmse_db_h1", "nmse_db_h2")
     out = concat(run_stage(score, [pred])[0])
-    _, _, scores, np_scores = split(pred)
-    # mean over the last 10 reports of the linear NMSE, in dB
-    expected = 10 * np.log10(np.nanmean(10 ** (scores[61:71, 0].astype(np.float64) / 10)))
-    assert out.data[70, 4] == pytest.approx(expected, abs=1e-4)
-    np.testing.assert_allclose(out.data[:, 0], scores[:, 0], equal_nan=True)
+    _, index, scores, np_scores = split(pred)
+    # rows only where every horizon was scored (from the 5th report on), all finite
+    assert out.n_times == 80 - 4 and np.isfinite(out.data).all()
+    np.testing.assert_array_equal(out.timestamps, pred.timestamps[4:])
+    np.testing.assert_allclose(out.data[:, 0], scores[4:, 0], rtol=1e-6)
+    # mean over the last 10 reports of the linear NMSE, in dB (report 70 is output row 66)
+    expected = 10 * np.log10(np.mean(10 ** (scores[61:71, 0].astype(np.float64) / 10)))
+    assert out.data[66, 4] == pytest.approx(expected, abs=1e-4)
+    # horizon 4 in the first window: only the reports scored so far count
+    assert out.data[0, 7] == pytest.approx(scores[4, 3], abs=1e-4)
     # repeat-last predicting itself: model and NP agree, gain 0
-    np.testing.assert_allclose(out.data[40:, 12:], 0.0, atol=1e-4)
+    np.testing.assert_allclose(out.data[:, 12:], 0.0, atol=1e-4)
     assert_streaming_equals_offline(score, pred, rng, rtol=1e-5, atol=1e-5, max_chunk=13)
 
 

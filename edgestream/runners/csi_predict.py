@@ -47,6 +47,16 @@ log = logging.getLogger(__name__)
 
 
 
+def derived_info(stage: Stage, info: StreamInfo, kind: str, names: list[str], types: list[str], units: list[str],
+                 desc: dict[str, Any]) -> StreamInfo:
+    """The output stream of ``stage`` (named ``<pipeline>-<node>``) at the input's rate."""
+    node = stage.context.node or type(stage).__name__.lower()
+    return StreamInfo(
+        name=f"{stage.context.pipeline}-{node}", type=kind, source_id=f"{info.source_id}:{node}" if info.source_id else node,
+        sfreq=info.sfreq, ch_names=names, ch_types=types, units=units, desc=desc,
+    )
+
+
 def _nmse_db(true_rows: np.ndarray, pred_rows: np.ndarray) -> float:
     """NMSE in dB of one report ``(A, 2K)`` interleaved: mean over antennas of per-row ratios."""
     err = np.sum((pred_rows.astype(np.float64) - true_rows) ** 2, axis=-1)
@@ -158,22 +168,15 @@ class CSIPredict(Stage):
         self._net = net
         self._columns = columns
         self.warmup_samples = net.hist_len
-        a, k, p = layout.n_antennas, layout.n_subcarriers, net.pred_len
+        p = net.pred_len
         names = [f"p{h + 1}_{c}" for h in range(p) for c in layout.ch_names()] + ["report_index"]
         names += [f"nmse_db_h{h + 1}" for h in range(p)] + [f"np_nmse_db_h{h + 1}" for h in range(p)]
         names += [f"scored_h{h + 1}" for h in range(p)]
         types = ["csi_pred"] * (p * layout.n_values) + ["index"] + ["nmse"] * (2 * p) + ["flag"] * p
         units = ["a.u."] * (p * layout.n_values) + ["a.u."] + ["dB"] * (2 * p) + ["a.u."] * p
-        node = self.context.node or "csi_predict"
-        return StreamInfo(
-            name=f"{self.context.pipeline}-{node}",
-            type="CSIPrediction",
-            source_id=f"{info.source_id}:{node}" if info.source_id else node,
-            sfreq=info.sfreq,
-            ch_names=names,
-            ch_types=types,
-            units=units,
-            desc={
+        return derived_info(
+            self, info, "CSIPrediction", names, types, units,
+            {
                 "csi": layout.to_desc() | {"layout": "step,antenna,subcarrier,reim", "steps": p, "hist_len": net.hist_len},
                 "model": {
                     "name": self._model_name, "checkpoint": self.checkpoint or "",
@@ -382,17 +385,8 @@ class CSIScore(Stage):
         p = len(groups[0])
         kinds = ("nmse_db_h", "nmse_db_mean_h", "np_nmse_db_mean_h", "gain_db_h")
         ch = [f"{k}{h + 1}" for k in kinds for h in range(p)]
-        node = self.context.node or "csi_score"
-        return StreamInfo(
-            name=f"{self.context.pipeline}-{node}",
-            type="CSIMetrics",
-            source_id=f"{info.source_id}:{node}" if info.source_id else node,
-            sfreq=info.sfreq,
-            ch_names=ch,
-            ch_types=["nmse"] * len(ch),
-            units=["dB"] * len(ch),
-            desc={"csi_metrics": {"window": self.window, "steps": p, "source": info.name}, "csi": dict(info.desc.get("csi", {}))},
-        )
+        desc = {"csi_metrics": {"window": self.window, "steps": p, "source": info.name}, "csi": dict(info.desc.get("csi", {}))}
+        return derived_info(self, info, "CSIMetrics", ch, ["nmse"] * len(ch), ["dB"] * len(ch), desc)
 
     def init_state(self) -> dict[str, Any]:
         p = len(self._cols) // 3 if self._cols else 0

@@ -95,7 +95,7 @@ def test_gru_residual_starts_near_repeat_last():
 
 def test_edge_skip_starts_as_repeat_last_and_paper_configs_have_none():
     edge = create_model("csi4cast_edge")
-    assert edge.skip is not None and float(edge.skip.weight[:, -1].sum()) == 4.0
+    assert edge.skip is not None and float(edge.skip.weight.detach()[:, -1].sum()) == 4.0
     x = torch.randn(2, 8, 16, 600)
     with torch.no_grad():  # untrained, the edge variant is exactly repeat-last
         torch.testing.assert_close(edge.eval()(x), x[:, :, -1:].expand(-1, -1, 4, -1), rtol=1e-4, atol=1e-4)

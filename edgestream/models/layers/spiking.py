@@ -175,7 +175,7 @@ class LIF(nn.Module):
         try:
             for t in range(drive.shape[-1]):
                 spk, mem = self.neuron(drive[..., t], mem)
-                out.append(spk)
+                out.append(spk.to(drive.dtype))  # snntorch's surrogate emits float32 spikes whatever the input dtype
         finally:
             # Leaky.forward parks the last membrane on the module; drop it so nothing persists.
             self.neuron.mem = torch.zeros(0, device=mem.device, dtype=mem.dtype)

@@ -150,9 +150,9 @@ class LMUSequenceModel(StreamingModule):
         before = (frames - self.delay).clamp_min(0).to(logits.dtype)  # valid frames already averaged
         count = before[:, None] + torch.arange(1, v + 1, device=x.device, dtype=logits.dtype)[None]  # (B, v)
         running = (state["logit_sum"][:, None] + logits.cumsum(1)) / count[..., None]
-        y = x.new_zeros(batch, n, 2 * self.n_classes)
-        y[:, n - v :, : self.n_classes] = logits
-        y[:, n - v :, self.n_classes :] = running
+        y = torch.cat([logits, running], -1)  # (B, v, 2K)
+        if v < n:  # delayed mode at the start of a stream: placeholder rows for frames before t = 0
+            y = torch.cat([y.new_zeros(batch, n - v, 2 * self.n_classes), y], 1)
         new = run.state_out
         new["frames"] = frames + n
         new["logit_sum"] = state["logit_sum"] + logits.sum(1)

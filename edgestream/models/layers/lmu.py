@@ -37,7 +37,7 @@ from torch import nn
 from edgestream.core.checks import check_number, fail
 from edgestream.core.errors import StateError
 
-# Chunks up to this many steps use a direct (Toeplitz matmul) convolution; longer ones use FFT.
+# Chunks up to this many steps use a direct convolution; longer ones use FFT.
 DIRECT_MAX = 64
 
 
@@ -224,9 +224,11 @@ class LMUMemory(nn.Module):
             size = 2 * n  # linear (not circular) convolution
             spec = torch.fft.rfft(u, n=size)[:, None, :] * torch.fft.rfft(h, n=size)[None]  # (B, d, n+1)
             return torch.fft.irfft(spec, n=size)[..., :n].transpose(1, 2)
-        # Toeplitz windows: win[b, k, i] = u[b, k - n + 1 + i] (zeros before the start)
-        win = nn.functional.pad(u, (n - 1, 0)).unfold(-1, n, 1)  # (B, n, n)
-        return win @ h.flip(-1).T  # (B, n, d)
+        # Toeplitz of the impulse response: toe[:, k, j] = H[:, k - j] for j ≤ k, else 0 (gather +
+        # mask rather than unfold/conv so the graph exports to ONNX with a dynamic batch)
+        lag = torch.arange(n, device=u.device)[:, None] - torch.arange(n, device=u.device)[None]  # (n, n)
+        toe = h[:, lag.clamp_min(0)] * (lag >= 0).to(h.dtype)  # (d, n, n)
+        return torch.einsum("bj,dkj->bkd", u, toe)
 
     def _carry(self, m: torch.Tensor, n: int) -> torch.Tensor:
         """Zero-input response ``Ā^{k+1} m`` for ``k < n`` → ``(B, n, d)``, by doubling."""

@@ -54,6 +54,13 @@ class LMUSequenceModel(StreamingModule):
     n_classes: int
     theta: float
 
+    def _configure(self, in_channels: int, n_classes: int, theta: float, mode: str) -> None:
+        """Check and store the settings every variant has."""
+        self.in_channels = int(check_number(in_channels, "in_channels", low=1, integer=True))
+        self.n_classes = int(check_number(n_classes, "n_classes", low=1, integer=True))
+        self.theta = float(check_number(theta, "theta", low=0, low_inclusive=False))
+        self.mode = check_value(mode, CONV_MODES, "mode")
+
     def _finish(self, device: torch.device | str | None, dtype: torch.dtype | None) -> None:
         """Name every stateful layer by its module path, compute the delay, move, and go to eval."""
         for name, module in self.named_modules():
@@ -160,10 +167,6 @@ class LMUSequenceModel(StreamingModule):
 
     def _frames(self, x: torch.Tensor, run: SequenceRun) -> torch.Tensor:  # (B, C_in, n) -> (B, K, v)
         raise NotImplementedError
-
-
-def _empty_logits(x: torch.Tensor, k: int) -> torch.Tensor:
-    return x.new_zeros(x.shape[0], k, 0)
 
 
 def _init_linear(module: nn.Module) -> None:
@@ -290,19 +293,32 @@ class LMUFormer(LMUSequenceModel):
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
-        self.in_channels = int(check_number(in_channels, "in_channels", low=1, integer=True))
-        self.n_classes = int(check_number(n_classes, "n_classes", low=1, integer=True))
+        self._configure(in_channels, n_classes, theta, mode)
         self.dim = int(check_number(dim, "dim", low=1, integer=True))
         self.depth = int(check_number(depth, "depth", low=1, integer=True))
-        self.memory = int(check_number(memory if memory is not None else dim, "memory", low=1, integer=True))
-        self.theta = float(check_number(theta, "theta", low=0, low_inclusive=False))
-        self.mode = check_value(mode, CONV_MODES, "mode")
+        memory = memory if memory is not None else self.memory_per_dim * self.dim
+        self.memory = int(check_number(memory, "memory", low=1, integer=True))
         embed_layers = check_number(embed_layers, "embed_layers", low=1, integer=True)
-        self.embed = ConvEmbedding(self.in_channels, self.dim, embed_layers, mode)
-        self.blocks = nn.ModuleList(LMUBlock(self.dim, self.memory, self.theta, max_len, mlp_ratio) for _ in range(self.depth))
-        self.head = nn.Linear(self.dim, self.n_classes)
+        self.embed = self._embedding(embed_layers)
+        self.blocks = nn.ModuleList(self._block(max_len, mlp_ratio) for _ in range(self.depth))
+        self._head()
         self.apply(_init_linear)
         self._finish(device, dtype)
+
+    # Layer builders: the spiking variant overrides these four and nothing else.
+    memory_per_dim = 1  # default memory order as a multiple of dim
+
+    def _embedding(self, n_layers: int) -> nn.Module:
+        return ConvEmbedding(self.in_channels, self.dim, n_layers, self.mode)
+
+    def _block(self, max_len: int, mlp_ratio: float) -> nn.Module:
+        return LMUBlock(self.dim, self.memory, self.theta, max_len, mlp_ratio)
+
+    def _head(self) -> None:
+        self.head = nn.Linear(self.dim, self.n_classes)
+
+    def _head_logits(self, x: torch.Tensor, run: SequenceRun) -> torch.Tensor:  # (B, dim, v) -> (B, K, v)
+        return self.head(x.transpose(1, 2)).transpose(1, 2)
 
     def _delay(self) -> int:
         return self.embed.lookahead
@@ -310,10 +326,10 @@ class LMUFormer(LMUSequenceModel):
     def _frames(self, x: torch.Tensor, run: SequenceRun) -> torch.Tensor:
         x = self.embed(x, run)
         if x.shape[-1] == 0:
-            return _empty_logits(x, self.n_classes)
+            return x.new_zeros(x.shape[0], self.n_classes, 0)
         for block in self.blocks:
             x = block(x, run)
-        return self.head(x.transpose(1, 2)).transpose(1, 2)
+        return self._head_logits(x, run)
 
 
 class LMUClassifier(LMUSequenceModel):
@@ -339,10 +355,7 @@ class LMUClassifier(LMUSequenceModel):
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
-        self.in_channels = int(check_number(in_channels, "in_channels", low=1, integer=True))
-        self.n_classes = int(check_number(n_classes, "n_classes", low=1, integer=True))
-        self.theta = float(check_number(theta, "theta", low=0, low_inclusive=False))
-        self.mode = check_value(mode, CONV_MODES, "mode")
+        self._configure(in_channels, n_classes, theta, mode)
         self.proj = nn.Conv1d(self.in_channels, proj, 1)
         self.bn = nn.BatchNorm1d(proj)
         self.w_u = nn.Linear(proj, 1)

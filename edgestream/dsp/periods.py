@@ -31,6 +31,7 @@ from edgestream.core.checks import check_array, check_number, check_value, descr
 from edgestream.core.chunk import Chunk, StreamInfo
 from edgestream.core.errors import DataError, ValidationError
 from edgestream.core.stage import STAGES, Stage
+from edgestream.dsp.windows import Window
 
 if TYPE_CHECKING:
     import torch
@@ -188,39 +189,13 @@ PERIOD_UNITS = ("s", "samples")
 MODES = ("average", "per_channel")
 
 
-@dataclasses.dataclass
-class TrackerState:
-    """Streaming state of :class:`PeriodTracker` (a value: copy it to save/restore)."""
-
-    buffer: np.ndarray  # (size, n_channels) ring of the newest samples
-    times: np.ndarray  # (size,) their timestamps
-    pos: int = 0  # ring index of the next write (= oldest sample once full)
-    filled: int = 0  # valid samples (< size only while the first window fills)
-    since: int = 0  # samples pushed since the last emission
-
-    def window(self) -> tuple[np.ndarray, np.ndarray]:
-        """The full window, oldest first: data (size, n_channels) and timestamps (size,)."""
-        order = np.r_[self.pos : self.buffer.shape[0], 0 : self.pos]
-        return self.buffer[order], self.times[order]
-
-    def push(self, data: np.ndarray, times: np.ndarray) -> None:
-        """Append ``n <= size`` samples in place."""
-        size, n = self.buffer.shape[0], data.shape[0]
-        idx = (self.pos + np.arange(n)) % size
-        self.buffer[idx] = data
-        self.times[idx] = times
-        self.pos = (self.pos + n) % size
-        self.filled = min(size, self.filled + n)
-        self.since += n
-
-
 @STAGES.register("periods")
 class PeriodTracker(Stage):
     """Top-k dominant periods of a sliding window, emitted every hop (stream type ``Periods``).
 
-    Continuous input: a window of ``size`` seconds slides by ``hop`` seconds; the first output
-    comes when the window is first full, then one per hop. Windowed input (``info.window`` set):
-    one output per window chunk; ``size`` and ``hop`` must then be left unset.
+    Continuous input: a window of ``size`` slides by ``hop`` (the ``window`` stage's rules and
+    units); the first output comes when the window is first full, then one per hop. Windowed
+    input (after a ``window`` stage): one output per window; ``size`` and ``hop`` stay unset.
 
     Output channels: ``period_1..k`` then ``amp_1..k`` (mode ``"average"``: channels averaged
     before the FFT), or ``<channel>/period_1..k`` and ``<channel>/amp_1..k`` for each input channel
@@ -230,15 +205,17 @@ class PeriodTracker(Stage):
 
     Parameters
     ----------
-    size : float | None
-        Window length in seconds (continuous input only).
-    hop : float | None
-        Seconds between outputs (continuous input only); defaults to ``size / 4``.
+    size, hop : float | None
+        Window length and hop for continuous input, in ``unit``.
+    unit : ``"s"`` | ``"samples"``
+        Unit of ``size`` and ``hop``.
     k : int
         Periods reported per output.
     mode : ``"average"`` | ``"per_channel"``
     period_unit : ``"s"`` | ``"samples"``
-    gap_policy : see :class:`~edgestream.core.stage.Stage`; ``"reset"`` refills the window after a gap.
+        Unit of the published periods.
+    gap_policy : ``"reset"`` refills the window after a gap before the next output; ``"keep"``
+        slides across it.
     """
 
     accepts_windows = True
@@ -247,6 +224,7 @@ class PeriodTracker(Stage):
         self,
         size: float | None = None,
         hop: float | None = None,
+        unit: str = "s",
         k: int = 5,
         mode: str = "average",
         period_unit: str = "s",
@@ -255,11 +233,11 @@ class PeriodTracker(Stage):
         super().__init__(gap_policy=gap_policy)
         self.size = None if size is None else check_number(size, "size", low=0, low_inclusive=False)
         self.hop = None if hop is None else check_number(hop, "hop", low=0, low_inclusive=False)
+        self.unit = check_value(unit, PERIOD_UNITS, "unit")
         self.k = check_number(k, "k", low=1, integer=True)
         self.mode = check_value(mode, MODES, "mode")
         self.period_unit = check_value(period_unit, PERIOD_UNITS, "period_unit")
-        self._size_n = 0  # window length in samples (set by build)
-        self._hop_n = 0  # hop in samples (set by build; 0 for windowed input)
+        self._window: Window | None = None  # slides over continuous input (set by build)
 
     def _build(self, info: StreamInfo) -> StreamInfo:
         if not info.regular:
@@ -270,25 +248,27 @@ class PeriodTracker(Stage):
                     f"periods: size and hop must be unset for windowed input; stream {info.name!r} already carries "
                     f"windows of {info.window} samples (got size={self.size}, hop={self.hop}). Remove them."
                 )
-            self._size_n, self._hop_n = int(info.window), 0
+            self._window = None
+            n_size = int(info.window)
+            hop_n = int(info.desc.get("window", {}).get("hop", n_size))
         else:
-            if self.size is None:
+            if self.size is None or self.hop is None:
                 raise ValidationError(
-                    f"periods: size must be given (seconds) for continuous stream {info.name!r}; got None. "
-                    "Set e.g. size: 2.0, hop: 0.25."
+                    f"periods: size and hop must be given for continuous stream {info.name!r}; got size={self.size}, "
+                    f"hop={self.hop}. Set e.g. size: 2.0, hop: 0.25 (seconds)."
                 )
-            self._size_n = int(round(self.size * info.sfreq))
-            hop = self.hop if self.hop is not None else self.size / 4
-            self._hop_n = max(1, int(round(hop * info.sfreq)))
-        if self._size_n < 2 * (FIRST_BIN + 1):
+            self._window = Window(self.size, self.hop, unit=self.unit, gap_policy=self.gap_policy)
+            windowed = self._window.build(info, self.context)
+            n_size, hop_n = int(windowed.window), self._window.n_hop
+        self._n_size = n_size
+        if n_size < 2 * (FIRST_BIN + 1):
             raise ValidationError(
-                f"periods: the window must hold at least {2 * (FIRST_BIN + 1)} samples; got {self._size_n} "
-                f"(size={self.size} s at {info.sfreq} Hz). Use a longer window."
+                f"periods: the window must hold at least {2 * (FIRST_BIN + 1)} samples; got {n_size}. Use a longer window."
             )
-        available = len(set(np.round(self._size_n / np.arange(FIRST_BIN, self._size_n // 2)).astype(int)))
+        available = len(set(np.round(n_size / np.arange(FIRST_BIN, n_size // 2)).astype(int)))
         if self.k > available:
             raise ValidationError(
-                f"periods: k must be at most {available} for a {self._size_n}-sample window; got {self.k}. "
+                f"periods: k must be at most {available} for a {n_size}-sample window; got {self.k}. "
                 "Use a longer window or a smaller k."
             )
         if self.mode == "average":
@@ -299,76 +279,51 @@ class PeriodTracker(Stage):
         for prefix, amp_unit in zip(prefixes, amp_units):
             names += [f"{prefix}period_{i + 1}" for i in range(self.k)] + [f"{prefix}amp_{i + 1}" for i in range(self.k)]
             units += [self.period_unit] * self.k + [amp_unit] * self.k
-        rate = info.sfreq / self._hop_n if self._hop_n else 0.0
-        desc = {
+        desc = {k: v for k, v in info.desc.items() if k != "window"} | {
             "periods": {
-                "window_samples": self._size_n,
-                "hop_samples": self._hop_n,
-                "k": self.k,
-                "mode": self.mode,
-                "period_unit": self.period_unit,
-                "input": info.name,
-                "rule": "mean over channels (average mode); A=(2/T)|FFT| at bins 2..T//2-1; p=round(T/f); distinct",
+                "window_samples": n_size, "hop_samples": hop_n, "k": self.k, "mode": self.mode,
+                "period_unit": self.period_unit, "input": info.name,
+                "rule": "A=(2/T)|FFT| at bins 2..T//2-1 (channel mean in average mode); p=round(T/f), distinct, top k",
             }
         }
         return StreamInfo(
-            name=f"{self.context.pipeline}-{self.context.node or 'periods'}",
-            type="Periods",
-            source_id=f"{info.source_id}/periods" if info.source_id else "",
-            sfreq=rate,
-            ch_names=tuple(names),
-            ch_types=("misc",) * len(names),
-            units=tuple(units),
-            desc=desc,
+            name=f"{self.context.pipeline}-{self.context.node or 'periods'}", type="Periods",
+            source_id=f"{info.source_id}/periods" if info.source_id else "", sfreq=info.sfreq / hop_n,
+            ch_names=tuple(names), ch_types=("misc",) * len(names), units=tuple(units), desc=desc,
         )
 
-    def init_state(self) -> TrackerState:
-        info = self.require_built()
-        return TrackerState(np.zeros((self._size_n, info.n_channels), np.float32), np.zeros(self._size_n), 0, 0)
+    def init_state(self) -> Any:
+        """The sliding window's state (continuous input) or None (windowed input)."""
+        self.require_built()
+        return self._window.init_state() if self._window is not None else None
 
-    def step(self, chunk: Chunk, state: TrackerState) -> tuple[list[Chunk], TrackerState]:
+    def step(self, chunk: Chunk, state: Any) -> tuple[list[Chunk], Any]:
         info = self.require_built()
-        if chunk.gap:
-            state = self.on_gap(state)
-        if info.window is not None:
+        if self._window is None:
             if chunk.n_times != info.window:
                 fail("chunk", f"hold exactly one window of {info.window} samples", described(f"{chunk.n_times} samples"),
                      "Windowed streams carry one window per chunk.", DataError)
-            row = self.analyse(chunk.data)
-            return [Chunk(row[None, :].astype(np.float32), chunk.timestamps[-1:].copy(), self.out_info, warming=chunk.warming)], state
-        rows, stamps = [], []
-        start = 0
-        while start < chunk.n_times:
-            if state.filled < self._size_n:  # first window still filling: emit when it is full
-                need = self._size_n - state.filled
-            else:
-                need = self._hop_n - state.since
-            take = min(need, chunk.n_times - start)
-            state.push(chunk.data[start : start + take], chunk.timestamps[start : start + take])
-            start += take
-            if take == need:
-                window, times = state.window()
-                rows.append(self.analyse(window))
-                stamps.append(times[-1])
-                state.since = 0
-        if not rows:
+            windows = [chunk]
+        else:
+            windows, state = self._window.step(chunk, state)
+        if not windows:
             return [], state
-        out = Chunk(np.stack(rows).astype(np.float32), np.asarray(stamps, dtype=np.float64), self.out_info)
-        return [out], state
+        rows = np.stack([self.analyse(w.data) for w in windows]).astype(np.float32)
+        stamps = np.array([w.timestamps[-1] for w in windows], dtype=np.float64)
+        gap, warming = any(w.gap for w in windows), any(w.warming for w in windows)
+        return [Chunk(rows, stamps, self.out_info, gap, warming)], state
 
-    def on_gap(self, state: TrackerState) -> TrackerState:
-        if self.gap_policy == "keep":
-            return state
-        return self.init_state()  # "reset" and "rewarm": the window refills before the next output
+    def on_gap(self, state: Any) -> Any:
+        return self._window.on_gap(state) if self._window is not None else state
 
     def analyse(self, window: np.ndarray) -> np.ndarray:
-        """Periods then amplitudes for one window ``(size, n_channels)`` → flat row (float64)."""
+        """Periods then amplitudes of one window ``(size, n_channels)`` → flat row (float64)."""
         series = window.mean(axis=1, keepdims=True) if self.mode == "average" else window
         spectra = amplitude_spectrum(series, axis=0)  # (size//2, n_series)
         scale = 1.0 / self.require_built().sfreq if self.period_unit == "s" else 1.0
         parts = []
         for j in range(spectra.shape[1]):
-            found = top_periods(spectra[:, j], self._size_n, self.k)
+            found = top_periods(spectra[:, j], self._n_size, self.k)
             parts += [np.asarray(found.periods, dtype=np.float64) * scale, np.asarray(found.amplitudes)]
         return np.concatenate(parts)
 
@@ -378,6 +333,6 @@ def _common_unit(units: Sequence[str]) -> str:
 
 
 __all__ = [
-    "FIRST_BIN", "PeriodSet", "PeriodTracker", "TrackerState", "amplitude_spectrum", "default_periods",
+    "FIRST_BIN", "PeriodSet", "PeriodTracker", "amplitude_spectrum", "default_periods",
     "dft_basis", "extract_periods", "nearest_bins", "period_amplitudes", "top_periods",
 ]

@@ -57,7 +57,7 @@ def segment_index(length: int, period: int, layout: str = "contiguous") -> torch
 def to_segments(x: torch.Tensor, period: int, layout: str = "contiguous") -> torch.Tensor:
     """(B, D, T) → (B, n, D, p): zero-pad T to n·p and cut into n segments of p steps."""
     b, d, t = x.shape
-    n = math.ceil(t / period)
+    n = (t + period - 1) // period  # integer ceil: stays exact when traced for export
     x = F.pad(x, (0, n * period - t))
     if layout == "contiguous":
         return x.reshape(b, d, n, period).permute(0, 2, 1, 3)
@@ -243,6 +243,8 @@ class MPTSNet(nn.Module):
         return self.head(self.features(x))
 
     def _check_input(self, x: torch.Tensor) -> None:
+        if torch.jit.is_tracing():  # shapes are fixed by the example input during export
+            return
         if x.dim() != 3 or x.shape[1] != self.in_channels or x.shape[2] != self.seq_len:
             fail(
                 "x", f"have shape (batch, {self.in_channels}, {self.seq_len}) (channels, time steps)",
@@ -276,19 +278,19 @@ def _make(defaults: dict[str, Any], overrides: dict[str, Any], name: str) -> MPT
     return MPTSNet(**(defaults | overrides))
 
 
-@register_model(family="mptsnet", kind="window")
+@register_model(family="mptsnet", kind="window", n_periods=5)
 def mptsnet(**overrides: Any) -> MPTSNet:
     """MPTSNet as in the paper (d = clamp(4C, 64, 256), d_t = clamp(4d, 256, 512), CNN hidden 1024), contiguous segments."""
     return _make({}, overrides, "mptsnet")
 
 
-@register_model(family="mptsnet", kind="window")
+@register_model(family="mptsnet", kind="window", n_periods=5)
 def mptsnet_strided(**overrides: Any) -> MPTSNet:
     """The reference code's variant: as ``mptsnet`` but with strided period segments."""
     return _make({"layout": "strided"}, overrides, "mptsnet_strided")
 
 
-@register_model(family="mptsnet", kind="window")
+@register_model(family="mptsnet", kind="window", n_periods=3)
 def mptsnet_compact(**overrides: Any) -> MPTSNet:
     """Edge-CPU variant: d = 32, d_t = 64, CNN hidden 64, FF 64, 3 periods; same structure."""
     defaults = {"d_model": 32, "d_window": 64, "cnn_hidden": 64, "d_ff": 64, "n_periods": 3}

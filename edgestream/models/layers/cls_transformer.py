@@ -33,6 +33,7 @@ class SelfAttention(nn.Module):
             fail("n_heads", f"be a positive divisor of the attention width {dim}", n_heads,
                  "Choose widths that are multiples of n_heads.")
         self.n_heads = n_heads
+        self.scale = 1.0 / math.sqrt(dim // n_heads)
         self.qkv = nn.Linear(dim, 3 * dim)
         self.out = nn.Linear(dim, dim)
         self.drop = nn.Dropout(dropout)
@@ -40,8 +41,8 @@ class SelfAttention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, n, d = x.shape
         h = self.n_heads
-        q, k, v = self.qkv(x).reshape(b, n, 3, h, d // h).permute(2, 0, 3, 1, 4)  # each (B, H, N, Dh)
-        scores = q @ k.transpose(-2, -1) / math.sqrt(d // h)  # (B, H, N, N)
+        q, k, v = self.qkv(x).reshape(b, n, 3, h, d // h).permute(2, 0, 3, 1, 4).unbind(0)  # each (B, H, N, Dh)
+        scores = (q @ k.transpose(-2, -1)) * self.scale  # (B, H, N, N)
         attn = self.drop(scores.softmax(dim=-1))
         return self.out((attn @ v).transpose(1, 2).reshape(b, n, d))
 

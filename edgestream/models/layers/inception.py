@@ -32,8 +32,13 @@ class InceptionConv1d(nn.Module):
     def fused_weight(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(out, in, 2n−1) mean kernel and (out,) mean bias."""
         half = self.n_kernels - 1
-        weight = sum(F.pad(conv.weight, (half - i, half - i)) for i, conv in enumerate(self.kernels))
-        bias = sum(conv.bias for conv in self.kernels)
+        widest = self.kernels[-1].weight
+        weight = widest
+        for i, conv in enumerate(self.kernels[:-1]):
+            # zeros concatenated on both sides (not F.pad) keep the kernel shape static for ONNX export
+            edge = widest.new_zeros(widest.shape[0], widest.shape[1], half - i)
+            weight = weight + torch.cat([edge, conv.weight, edge], dim=-1)
+        bias = torch.stack([conv.bias for conv in self.kernels]).sum(dim=0)
         return weight / self.n_kernels, bias / self.n_kernels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C_in, T) -> (B, C_out, T)

@@ -18,13 +18,18 @@ Every node is ``id: {kind: ..., <constructor arguments>}``; ``input`` defaults t
 stage (the only source for the first stage; the last stage for sinks). Engine-level node keys
 (``kind``, ``input``, ``queue``) are not passed to constructors; everything else is, and
 unknown arguments are errors. ``--set node.param=value`` overrides a parameter (the value is
-parsed as YAML: numbers, lists, null).
+parsed as YAML: numbers, lists, null). A parameter whose value is exactly ``"${node.param}"``
+takes another node's parameter (after ``--set``), so one setting can feed several nodes::
+
+    align: {kind: euclidean_align, checkpoint: "${model.checkpoint}"}
+    model: {kind: model, model: dbconformer, checkpoint: null}   # --set model.checkpoint=model.pt sets both
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -173,6 +178,39 @@ def apply_set(raw: dict[str, Any], assignments: Iterable[str]) -> dict[str, Any]
     return raw
 
 
+_REFERENCE = re.compile(r"^\$\{([^.{}\s]+)\.([^.{}\s]+)\}$")
+
+
+def resolve_references(raw: dict[str, Any], source: str = "<pipeline>") -> dict[str, Any]:
+    """Replace node parameters written ``"${node.param}"`` by that node's value (one level, no chains)."""
+    nodes = {str(i): body for s in SECTIONS if isinstance(raw.get(s), dict)
+             for i, body in raw[s].items() if isinstance(body, dict)}
+    out = copy.deepcopy(raw)
+    for section in SECTIONS:
+        for node_id, body in (out.get(section) or {}).items() if isinstance(out.get(section), dict) else ():
+            if not isinstance(body, dict):
+                continue
+            for key, value in body.items():
+                match = _REFERENCE.match(value) if isinstance(value, str) else None
+                if match is None:
+                    continue
+                where = f"{source}: {section}.{node_id}.{key}"
+                target, param = match.group(1), match.group(2)
+                if target not in nodes:
+                    from edgestream.core.checks import unknown_name
+
+                    raise ConfigError(f"{where} = {value!r}: {unknown_name('node', target, sorted(nodes))}")
+                if param not in nodes[target]:
+                    raise ConfigError(f"{where} = {value!r} must name a parameter set on node {target!r}; it sets "
+                                      f"{', '.join(sorted(nodes[target]))}. Add {param} to {target} (null is fine).")
+                resolved = nodes[target][param]
+                if isinstance(resolved, str) and _REFERENCE.match(resolved):
+                    raise ConfigError(f"{where} = {value!r} must point at a value, not another reference "
+                                      f"({resolved!r}); refer to the original node instead.")
+                body[key] = copy.deepcopy(resolved)
+    return out
+
+
 def _queue(value: Any, where: str) -> QueueSpec | None:
     if value is None or value is False:
         return None
@@ -191,6 +229,7 @@ def parse_pipeline(raw: Any, source: str = "<pipeline>") -> PipelineSpec:
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: a pipeline file must be a mapping with sources/stages/sinks; got {type(raw).__name__}.")
     check_keys(raw, TOP_KEYS, source)
+    raw = resolve_references(raw, source)
     name = str(raw.get("pipeline") or Path(source).stem)
     sections: dict[str, list[NodeSpec]] = {}
     seen: set[str] = set()

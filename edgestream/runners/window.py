@@ -81,6 +81,8 @@ class WindowModel(Stage):
     def _build(self, info: StreamInfo) -> StreamInfo:
         net, name, blob = self._load()
         self.extra = blob.get("extra", {}) if blob else {}
+        if blob:
+            check_alignment(info, self.extra, str(self.checkpoint))
         example = np.zeros((1, info.n_channels, info.window), np.float32)
         profile = self.context.device
         self._run = make_backend_checked(net, example, profile, self.backend, name, info)
@@ -105,6 +107,23 @@ class WindowModel(Stage):
         k = int(np.argmax(probs))
         row = np.concatenate([values, [k, probs[k], float(chunk.warming)]]).astype(np.float32)[None]
         return [Chunk(row, chunk.timestamps[-1:], self.out_info, chunk.gap, chunk.warming)], state
+
+
+def check_alignment(info: StreamInfo, extra: Mapping[str, Any], checkpoint: str) -> None:
+    """A checkpoint trained on Euclidean-aligned trials needs aligned windows, and one trained without needs raw ones."""
+    trained = "alignment" in extra
+    aligned = "alignment" in info.desc  # set by the euclidean_align stage
+    if trained and not aligned:
+        raise ValidationError(
+            f"model stage: checkpoint {checkpoint!r} was trained on Euclidean-aligned trials, so its input must be "
+            f"aligned; stream {info.name!r} is not. Add a stage before the model: "
+            "{kind: euclidean_align, checkpoint: \"${model.checkpoint}\"}."
+        )
+    if aligned and not trained:
+        raise ValidationError(
+            f"model stage: checkpoint {checkpoint!r} was trained without Euclidean alignment, but stream {info.name!r} "
+            "is aligned by a euclidean_align stage. Remove that stage or retrain with --align."
+        )
 
 
 def make_backend_checked(net: Any, example: np.ndarray, profile: Any, backend: str | None, name: str, info: StreamInfo) -> Any:

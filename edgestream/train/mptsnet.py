@@ -33,9 +33,11 @@ log = logging.getLogger(__name__)
 # The reference's optimiser (Adam, lr 1e-3, weight decay 1e-3, LR ×0.5 on a 10-epoch plateau, at
 # most 200 epochs). Batch 16 instead of 4 (CPU throughput); plateau and early stopping follow the
 # validation score here, not the training loss and test accuracy.
-DEFAULT_CONFIG = TrainConfig(
-    lr=1e-3, weight_decay=1e-3, batch_size=16, epochs=200, patience=30, schedule="plateau", gamma=0.5, step_size=20,
-)
+DEFAULT_TRAIN: dict[str, Any] = {
+    "loss": "ce", "lr": 1e-3, "weight_decay": 1e-3, "batch_size": 16, "epochs": 200, "patience": 30,
+    "schedule": "plateau", "gamma": 0.5, "step_size": 20,
+}
+DEFAULT_CONFIG = TrainConfig(**DEFAULT_TRAIN)
 
 
 @dataclasses.dataclass

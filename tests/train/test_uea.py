@@ -129,3 +129,34 @@ def test_train_entry_end_to_end_and_checkpoint_in_a_pipeline(tmp_path, shared_da
     with torch.no_grad():
         expected = torch.softmax(run.model(torch.from_numpy(x)), dim=1).numpy()
     np.testing.assert_allclose(probs, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_cli_train_mptsnet_on_a_dataset_directory(shared_data, tmp_path):
+    from click.testing import CliRunner
+
+    from edgestream.cli.main import cli
+    from edgestream.train.checkpoint import read_checkpoint
+
+    out = tmp_path / "cli.pt"
+    base = ["train", "mptsnet", "--data", str(shared_data / "timeseries" / "JapaneseVowels"), "--out", str(out)]
+    tiny = ["--model-arg", "variant=mptsnet_compact", "--model-arg", "d_model=8", "--model-arg", "cnn_hidden=8",
+            "--model-arg", "n_periods=2", "--epochs", "1", "--batch-size", "64"]
+    res = CliRunner().invoke(cli, base + tiny)
+    assert res.exit_code == 0, res.output
+    assert "270 train / 370 test cases, 12 dims x 29 samples" in res.output
+    assert "periods: [14, 10] samples (from the 216 fitting cases; 54 held out)" in res.output
+    assert "validation: n=54 accuracy=" in res.output and "test: n=370 accuracy=" in res.output
+    blob = read_checkpoint(out)
+    assert blob["manifest"]["model"] == "mptsnet_compact" and blob["manifest"]["config"]["periods"] == [14, 10]
+    assert blob["manifest"]["data"]["classes"] == list("123456789")
+    res = CliRunner().invoke(cli, base + ["--events", "a,b"])
+    assert res.exit_code == 2 and "options --events must be left out for 'mptsnet'" in res.output
+    res = CliRunner().invoke(cli, base + ["--model-arg", "variant=mptsnet_tiny"])
+    assert res.exit_code == 2 and "variant must be one of 'mptsnet', 'mptsnet_compact', 'mptsnet_strided'" in res.output
+
+
+def test_calibrate_refuses_a_dataset_family():
+    from edgestream.train.calibration import calibrate
+
+    with pytest.raises(ConfigError, match="family must train on recordings for calibrate\\(\\); got 'mptsnet'"):
+        calibrate("mptsnet", "somewhere.xdf", "a,b")

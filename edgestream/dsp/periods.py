@@ -78,28 +78,53 @@ def top_periods(spectrum: np.ndarray, length: int, k: int) -> PeriodSet:
     k : int
         Periods wanted.
     """
-    spectrum = np.asarray(spectrum, dtype=np.float64)
-    bins = np.arange(FIRST_BIN, spectrum.shape[0])
-    # stable sort of -amplitude: equal amplitudes keep the lower bin (longer period) first
-    order = bins[np.argsort(-spectrum[FIRST_BIN:], kind="stable")]
+    periods, amps, bins = top_periods_many(np.asarray(spectrum, dtype=np.float64)[:, None], length, k)
+    return PeriodSet(tuple(int(p) for p in periods[:, 0]), tuple(float(a) for a in amps[:, 0]),
+                     tuple(int(b) for b in bins[:, 0]), int(length))
+
+
+def top_periods_many(spectra: np.ndarray, length: int, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The rule for many spectra at once: ``spectra`` (length // 2, n) → periods, amplitudes, bins, each (k, n).
+
+    Equivalent to walking the bins by falling amplitude and skipping taken periods: ``round(T/f)``
+    never increases with ``f``, so the bins sharing a period are one contiguous run; the walk meets
+    each period first at its run's strongest bin (lowest bin on ties), and meets the periods in
+    the order of those maxima (lower bin first on ties).
+    """
+    bins = np.arange(FIRST_BIN, spectra.shape[0])
+    bin_period = np.round(length / bins).astype(np.int64)
+    starts = np.flatnonzero(np.r_[True, bin_period[1:] != bin_period[:-1]])  # first bin of each period's run
+    if starts.size < k:
+        fail("k", f"be at most the number of distinct periods a length-{length} window offers ({starts.size})", k,
+             "Use a longer window or ask for fewer periods.")
+    spec = spectra[FIRST_BIN:]  # (n_bins, n)
+    peak = np.maximum.reduceat(spec, starts, axis=0)  # (n_periods, n) strongest amplitude per period
+    runs = np.diff(np.r_[starts, bins.size])
+    at_peak = spec == np.repeat(peak, runs, axis=0)
+    offsets = np.arange(bins.size)[:, None]
+    # first (lowest) bin of each run reaching its peak: (n_periods, n) offsets into ``bins``
+    best = np.minimum.reduceat(np.where(at_peak, offsets, bins.size), starts, axis=0)
+    order = np.argsort(-peak, axis=0, kind="stable")[:k]  # (k, n); ties keep the lower bin first
+    chosen = np.take_along_axis(best, order, axis=0)
+    return bin_period[chosen], np.take_along_axis(peak, order, axis=0), bins[chosen]
+
+
+def top_periods_ref(spectrum: np.ndarray, length: int, k: int) -> PeriodSet:
+    """The rule written literally (slow): walk bins by falling amplitude, skip taken periods, stop at k."""
+    bins = np.arange(FIRST_BIN, len(spectrum))
+    order = bins[np.argsort(-np.asarray(spectrum)[FIRST_BIN:], kind="stable")]
     periods: list[int] = []
     amps: list[float] = []
     chosen: list[int] = []
     for f in order:
         p = int(np.round(length / f))
-        if p in periods:
-            continue
-        periods.append(p)
-        amps.append(float(spectrum[f]))
-        chosen.append(int(f))
+        if p not in periods:
+            periods.append(p)
+            amps.append(float(spectrum[f]))
+            chosen.append(int(f))
         if len(periods) == k:
             return PeriodSet(tuple(periods), tuple(amps), tuple(chosen), int(length))
-    fail(
-        "k",
-        f"be at most the number of distinct periods a length-{length} window offers ({len(periods)})",
-        k,
-        "Use a longer window or ask for fewer periods.",
-    )
+    fail("k", f"be at most the number of distinct periods a length-{length} window offers ({len(periods)})", k)
 
 
 def extract_periods(x: Any, k: int = 5) -> PeriodSet:
@@ -321,11 +346,8 @@ class PeriodTracker(Stage):
         series = window.mean(axis=1, keepdims=True) if self.mode == "average" else window
         spectra = amplitude_spectrum(series, axis=0)  # (size//2, n_series)
         scale = 1.0 / self.require_built().sfreq if self.period_unit == "s" else 1.0
-        parts = []
-        for j in range(spectra.shape[1]):
-            found = top_periods(spectra[:, j], self._n_size, self.k)
-            parts += [np.asarray(found.periods, dtype=np.float64) * scale, np.asarray(found.amplitudes)]
-        return np.concatenate(parts)
+        periods, amps, _ = top_periods_many(spectra, self._n_size, self.k)  # (k, n_series) each
+        return np.concatenate([periods * scale, amps]).T.reshape(-1)  # per series: k periods then k amplitudes
 
 
 def _common_unit(units: Sequence[str]) -> str:
@@ -334,5 +356,5 @@ def _common_unit(units: Sequence[str]) -> str:
 
 __all__ = [
     "FIRST_BIN", "PeriodSet", "PeriodTracker", "amplitude_spectrum", "default_periods",
-    "dft_basis", "extract_periods", "nearest_bins", "period_amplitudes", "top_periods",
+    "dft_basis", "extract_periods", "nearest_bins", "period_amplitudes", "top_periods", "top_periods_many",
 ]

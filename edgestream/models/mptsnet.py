@@ -38,7 +38,7 @@ from edgestream.core.errors import DataError, StateError
 from edgestream.core.registry import check_kwargs
 from edgestream.dsp.periods import default_periods, dft_basis, period_amplitudes
 from edgestream.models.layers.cls_transformer import ClsTransformer, sinusoidal_table
-from edgestream.models.layers.inception import InceptionCBAM
+from edgestream.models.layers.inception import InceptionCNN
 from edgestream.models.registry import register_model
 
 SEGMENT_LAYOUTS = ("contiguous", "strided")
@@ -98,9 +98,7 @@ class PeriodicBlock(nn.Module):
         self.seq_len = seq_len
         self.layout = layout
         self.glob = ClsTransformer(dim, None, seq_len, n_heads, d_ff, n_layers, attn_dropout)
-        self.cnn = nn.Sequential(
-            InceptionCBAM(dim, cnn_hidden, n_kernels, reduction), nn.GELU(), InceptionCBAM(cnn_hidden, dim, n_kernels, reduction)
-        )
+        self.cnn = InceptionCNN(dim, cnn_hidden, n_kernels, reduction)
         self.windows = nn.ModuleList(
             ClsTransformer(dim * p, d_window, math.ceil(seq_len / p), n_heads, d_ff, n_layers, attn_dropout)
             for p in self.periods
@@ -116,10 +114,11 @@ class PeriodicBlock(nn.Module):
         b, d, t = x.shape
         weights = self.weights(x)  # (B, k)
         out = x + self.glob(x.transpose(1, 2)).transpose(1, 2)
+        fused = self.cnn.fused()  # the CNN's combined Inception kernels, shared by every period
         for i, period in enumerate(self.periods):
             seg = to_segments(x, period, self.layout)  # (B, n, d, p)
             n = seg.shape[1]
-            local = seg + self.cnn(seg.reshape(b * n, d, period)).reshape(b, n, d, period)
+            local = seg + self.cnn(seg.reshape(b * n, d, period), fused).reshape(b, n, d, period)
             mixed = self.windows[i](local.reshape(b, n, d * period)).reshape(b, n, d, period)
             out = out + weights[:, i, None, None] * from_segments(mixed, t, self.layout)
         return out

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,7 @@ def train_mptsnet(
     data_root: str | Path | None = None,
     checkpoint: str | Path | None = None,
     on_epoch: Callable[[dict[str, float]], None] | None = None,
+    log_test: bool = False,
 ) -> UEARun:
     """Load a UEA dataset, extract periods, train ``model`` and evaluate it on the test split.
 
@@ -81,6 +83,9 @@ def train_mptsnet(
     seed : split, initialisation and shuffling seed.
     checkpoint : where to save the selected model (with periods and class names), or None.
     on_epoch : called with each epoch's history row.
+    log_test : also evaluate the test split after every epoch and record ``test_accuracy`` (and the
+        ``test_seconds`` it took) in the history rows — for comparison with test-selected protocols
+        only; never used to select.
     """
     import torch
 
@@ -98,8 +103,17 @@ def train_mptsnet(
     torch.manual_seed(seed)
     net = create_model(model, in_channels=ds.n_dims, n_classes=ds.n_classes, seq_len=ds.length,
                        periods=list(periods.periods), **overrides)
+
+    def epoch_done(row: dict[str, float]) -> None:
+        if log_test:  # evaluate() switches to eval mode; fit switches back to train mode each epoch
+            start = time.perf_counter()
+            row["test_accuracy"] = evaluate(net, (x_test, ds.y_test), n_classes=ds.n_classes)["accuracy"]
+            row["test_seconds"] = time.perf_counter() - start
+        if on_epoch is not None:
+            on_epoch(row)
+
     result = fit(net, (x_train[fit_idx], ds.y_train[fit_idx]), (x_train[val_idx], ds.y_train[val_idx]), cfg,
-                 on_epoch=on_epoch)
+                 on_epoch=epoch_done)
     val_metrics = evaluate(net, (x_train[val_idx], ds.y_train[val_idx]), n_classes=ds.n_classes)
     test_metrics = evaluate(net, (x_test, ds.y_test), n_classes=ds.n_classes)
     saved = None

@@ -15,6 +15,8 @@ from edgestream.dsp.periods import (
     nearest_bins,
     period_amplitudes,
     top_periods,
+    top_periods_many,
+    top_periods_ref,
 )
 from edgestream.testing import assert_streaming_equals_offline, make_chunk, split_chunk
 
@@ -71,6 +73,20 @@ def test_duplicate_periods_are_skipped_until_k():
     found = top_periods(spec, length, k=5)
     assert found.bins == (18, 6, 24, 30, 40)
     assert found.periods == (7, 20, 5, 4, 3)
+
+
+@pytest.mark.parametrize("length", [12, 29, 120, 1000])
+def test_vectorised_rule_equals_the_literal_walk(length):
+    rng = np.random.default_rng(length)
+    spectra = rng.random((length // 2, 40))
+    spectra[:, :10] = np.round(spectra[:, :10], 1)  # many ties
+    k = min(5, len(set(np.round(length / np.arange(2, length // 2)).astype(int))))
+    periods, amps, bins = top_periods_many(spectra, length, k)
+    for j in range(spectra.shape[1]):
+        ref = top_periods_ref(spectra[:, j], length, k)
+        assert ref == top_periods(spectra[:, j], length, k)
+        assert tuple(periods[:, j]) == ref.periods and tuple(bins[:, j]) == ref.bins
+        np.testing.assert_array_equal(amps[:, j], ref.amplitudes)
 
 
 def test_rounding_is_half_to_even():

@@ -9,7 +9,7 @@ import torch
 from edgestream.core import ConfigError, DataError, StateError
 from edgestream.dsp.periods import amplitude_spectrum, nearest_bins
 from edgestream.models import create_model, list_models
-from edgestream.models.layers.inception import InceptionCBAM, InceptionConv1d
+from edgestream.models.layers.inception import InceptionCBAM, InceptionCNN, InceptionConv1d
 from edgestream.models.mptsnet import MPTSNet, from_segments, segment_index, to_segments
 from edgestream.train.checkpoint import load_checkpoint, save_checkpoint
 
@@ -51,6 +51,12 @@ def test_inception_fast_path_equals_six_convolutions():
     torch.testing.assert_close(conv(x), conv.forward_ref(x), rtol=1e-10, atol=1e-10)
     block = InceptionCBAM(5, 32).double()
     torch.testing.assert_close(block(x), block.forward_ref(x), rtol=1e-10, atol=1e-10)
+    cnn = InceptionCNN(5, 16).double()
+    for length in (1, 3, 5, 6, 9):  # shorter than the widest kernel: the fast path crops the kernel
+        xs = x[..., :length]
+        torch.testing.assert_close(conv(xs), conv.forward_ref(xs), rtol=1e-10, atol=1e-10)
+        torch.testing.assert_close(cnn(xs), cnn.forward_ref(xs), rtol=1e-10, atol=1e-10)
+        torch.testing.assert_close(cnn(xs, cnn.fused()), cnn.forward_ref(xs), rtol=1e-10, atol=1e-10)
     # same gradients for each kernel whichever path computed the output
     g_fast = torch.autograd.grad(conv(x).square().sum(), [c.weight for c in conv.kernels])
     g_ref = torch.autograd.grad(conv.forward_ref(x).square().sum(), [c.weight for c in conv.kernels])
@@ -144,5 +150,5 @@ def test_input_and_config_errors():
         small(periods=[30])
     with pytest.raises(ConfigError, match="layout must be one of 'contiguous', 'strided'; got 'stride'"):
         small(layout="stride")
-    with pytest.raises(ConfigError, match="n_heads must be a positive divisor of the attention width 16"):
+    with pytest.raises(ConfigError, match="heads must divide the embedding size 16; got 3"):
         small(n_heads=3)

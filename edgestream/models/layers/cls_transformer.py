@@ -1,7 +1,7 @@
 """Post-LN transformer encoder with a CLS token whose output is joined back to every token.
 
-Layout: tokens ``(B, N, D)``. Attention is written with plain matmuls (no fused kernels), so
-modules export to ONNX and run the same under ONNX Runtime.
+Layout: tokens ``(B, N, D)``; attention is :class:`~edgestream.models.layers.attention.MultiHeadSelfAttention`
+(plain matmuls, so modules export to ONNX).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import math
 import torch
 from torch import nn
 
-from edgestream.core.checks import fail
+from edgestream.models.layers.attention import MultiHeadSelfAttention
 
 
 def sinusoidal_table(length: int, dim: int) -> torch.Tensor:
@@ -24,35 +24,12 @@ def sinusoidal_table(length: int, dim: int) -> torch.Tensor:
     return table.float()
 
 
-class SelfAttention(nn.Module):
-    """Multi-head self-attention, scores scaled by 1/√(head dim); tokens (B, N, D) → (B, N, D)."""
-
-    def __init__(self, dim: int, n_heads: int, dropout: float = 0.0) -> None:
-        super().__init__()
-        if n_heads < 1 or dim % n_heads:
-            fail("n_heads", f"be a positive divisor of the attention width {dim}", n_heads,
-                 "Choose widths that are multiples of n_heads.")
-        self.n_heads = n_heads
-        self.scale = 1.0 / math.sqrt(dim // n_heads)
-        self.qkv = nn.Linear(dim, 3 * dim)
-        self.out = nn.Linear(dim, dim)
-        self.drop = nn.Dropout(dropout)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, n, d = x.shape
-        h = self.n_heads
-        q, k, v = self.qkv(x).reshape(b, n, 3, h, d // h).permute(2, 0, 3, 1, 4).unbind(0)  # each (B, H, N, Dh)
-        scores = (q @ k.transpose(-2, -1)) * self.scale  # (B, H, N, N)
-        attn = self.drop(scores.softmax(dim=-1))
-        return self.out((attn @ v).transpose(1, 2).reshape(b, n, d))
-
-
 class PostLNBlock(nn.Module):
     """``x = LN(x + Attn(x)); x = LN(x + FFN(x))`` with FFN = Linear → ReLU → Linear."""
 
     def __init__(self, dim: int, n_heads: int, d_ff: int, dropout: float = 0.0) -> None:
         super().__init__()
-        self.attn = SelfAttention(dim, n_heads, dropout)
+        self.attn = MultiHeadSelfAttention(dim, n_heads, dropout, scale="head")
         self.ffn = nn.Sequential(nn.Linear(dim, d_ff), nn.ReLU(), nn.Dropout(dropout), nn.Linear(d_ff, dim))
         self.norm1 = nn.LayerNorm(dim)
         self.norm2 = nn.LayerNorm(dim)

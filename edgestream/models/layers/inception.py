@@ -5,6 +5,8 @@ Layout everywhere: ``(B, C, T)`` — batch, channels, time steps.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -41,9 +43,16 @@ class InceptionConv1d(nn.Module):
         bias = torch.stack([conv.bias for conv in self.kernels]).sum(dim=0)
         return weight / self.n_kernels, bias / self.n_kernels
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C_in, T) -> (B, C_out, T)
-        weight, bias = self.fused_weight()
-        return F.conv1d(x, weight, bias, padding=self.n_kernels - 1)
+    def forward(self, x: torch.Tensor, fused: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        """(B, C_in, T) → (B, C_out, T); ``fused`` = :meth:`fused_weight` computed once for several calls."""
+        weight, bias = fused if fused is not None else self.fused_weight()
+        half = self.n_kernels - 1
+        # Taps further out than T - 1 only ever see zero padding: crop them (same result, less work).
+        # Not while tracing for export, where a data-dependent kernel width has no static shape.
+        reach = half if torch.jit.is_tracing() else min(half, x.shape[-1] - 1)
+        if reach < half:
+            weight = weight[:, :, half - reach : half + reach + 1]
+        return F.conv1d(x, weight, bias, padding=reach)
 
     def forward_ref(self, x: torch.Tensor) -> torch.Tensor:
         return torch.stack([conv(x) for conv in self.kernels], dim=-1).mean(dim=-1)
@@ -61,7 +70,7 @@ class ChannelAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, T) -> gate (B, C, 1)
         avg = x.mean(dim=-1, keepdim=True)
-        peak = x.amax(dim=-1, keepdim=True)
+        peak = x.max(dim=-1, keepdim=True).values  # max-with-indices: cheaper backward than amax
         return torch.sigmoid(self.mlp(avg) + self.mlp(peak))
 
 
@@ -73,7 +82,7 @@ class SpatialAttention(nn.Module):
         self.conv = nn.Conv1d(2, 1, kernel_size, padding=(kernel_size - 1) // 2, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, T) -> gate (B, 1, T)
-        pooled = torch.cat([x.mean(dim=1, keepdim=True), x.amax(dim=1, keepdim=True)], dim=1)  # (B, 2, T)
+        pooled = torch.cat([x.mean(dim=1, keepdim=True), x.max(dim=1, keepdim=True).values], dim=1)  # (B, 2, T)
         return torch.sigmoid(self.conv(pooled))
 
 
@@ -98,8 +107,31 @@ class InceptionCBAM(nn.Module):
         self.conv = InceptionConv1d(in_channels, out_channels, n_kernels)
         self.cbam = CBAM(out_channels, reduction)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C_in, T) -> (B, C_out, T)
-        return self.cbam(self.conv(x))
+    def forward(self, x: torch.Tensor, fused: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        return self.cbam(self.conv(x, fused))  # (B, C_in, T) -> (B, C_out, T)
 
     def forward_ref(self, x: torch.Tensor) -> torch.Tensor:
         return self.cbam(self.conv.forward_ref(x))
+
+
+class InceptionCNN(nn.Module):
+    """MPTSNet's local CNN: InceptionCBAM(C→hidden) → GELU → InceptionCBAM(hidden→C).
+
+    When one forward pass runs it on several inputs (one per period), compute :meth:`fused`
+    once and pass it to each call.
+    """
+
+    def __init__(self, channels: int, hidden: int, n_kernels: int = 6, reduction: int = 16) -> None:
+        super().__init__()
+        self.expand = InceptionCBAM(channels, hidden, n_kernels, reduction)
+        self.reduce = InceptionCBAM(hidden, channels, n_kernels, reduction)
+
+    def fused(self) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+        return self.expand.conv.fused_weight(), self.reduce.conv.fused_weight()
+
+    def forward(self, x: torch.Tensor, fused: Any = None) -> torch.Tensor:  # (B, C, T) -> (B, C, T)
+        first, second = fused if fused is not None else self.fused()
+        return self.reduce(F.gelu(self.expand(x, first)), second)
+
+    def forward_ref(self, x: torch.Tensor) -> torch.Tensor:
+        return self.reduce.forward_ref(F.gelu(self.expand.forward_ref(x)))

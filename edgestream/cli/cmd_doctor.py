@@ -64,10 +64,16 @@ def collect(device: str | None) -> dict:
     report["profiles"] = {name: str(path) for name, path in available_profiles().items()}
     if device:
         wanted = load_profile(device, resolve=False)
-        resolved = load_profile(device)
+        resolved = load_profile(device)  # logs each fallback decision
         missing = [p for p in wanted.onnx_providers if p not in report["onnx_providers"]]
+        models = {}
+        for name in resolved.model_overrides:
+            r = resolved.for_model(name, name)
+            models[name] = {"backend": r.backend, "precision": r.precision, "onnx_chunk": r.onnx_chunk,
+                            "decisions": [d for d in r.decisions if d not in resolved.decisions]}
         report["profile"] = {"requested": wanted.to_dict(), "resolved": resolved.to_dict(),
-                             "fallback": resolved.fallback_reason, "missing_onnx_providers": missing}
+                             "fallback": resolved.fallback_reason, "missing_onnx_providers": missing,
+                             "decisions": list(resolved.decisions), "model_overrides": models}
     return report
 
 
@@ -97,12 +103,14 @@ def command(device: str | None, as_json: bool) -> None:
         r = p["resolved"]
         click.echo(f"profile {r['name']!r}: torch {r['torch_device']} {r['dtype']}, backend {r['backend']} ({r['precision']}), "
                    f"{r['threads']} thread(s), latency budget {r['latency_budget_ms']} ms, memory budget {r['memory_budget_mb']} MB")
-        if p["fallback"]:
-            click.echo(f"  decision: {p['fallback']}")
-        if p["missing_onnx_providers"]:
-            click.echo(f"  decision: ONNX Runtime providers {', '.join(p['missing_onnx_providers'])} not available here; "
-                       f"using {', '.join(r['onnx_providers'])}")
-        if not p["fallback"] and not p["missing_onnx_providers"]:
+        click.echo(f"  streaming models on onnxruntime: {r['onnx_chunk']} step(s) per call; {r['warmup_runs']} warm-up run(s); "
+                   f"providers {', '.join(r['onnx_providers'])}; engine cache {r['engine_cache'] or '(default)'}")
+        for d in p["decisions"]:
+            click.echo(f"  decision: {d}")
+        for name, m in p["model_overrides"].items():
+            click.echo(f"  override {name}: backend {m['backend']} ({m['precision']}), {m['onnx_chunk']} step(s) per call"
+                       + "".join(f"; decision: {d}" for d in m["decisions"]))
+        if not p["decisions"]:
             click.echo("  this machine can run the profile as written")
     if missing:
         click.echo(f"missing: {', '.join(missing)} — install with: pip install 'edgestream[all]'")

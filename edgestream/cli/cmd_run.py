@@ -31,11 +31,11 @@ def command(pipeline: str, device: str | None, duration: float | None, overrides
     """
     from edgestream.core.device import load_profile
     from edgestream.pipeline import Engine, build, format_summary, load_pipeline
+    from edgestream.runners.export import show_progress
 
     spec = load_pipeline(pipeline, overrides)
-    profile = load_profile(device or spec.device or "cpu")
-    if profile.fallback_reason:
-        click.echo(f"note: device {profile.name!r}: {profile.fallback_reason}", err=True)
+    show_progress()
+    profile = load_profile(device or spec.device or "cpu")  # logs each fallback decision
     graph = build(spec, profile)
     click.echo(f"edgestream: starting pipeline {spec.name!r} on device {profile.name!r} "
                f"({profile.backend}, {profile.torch_device}, {profile.threads} thread(s)); resolving streams...", err=True)

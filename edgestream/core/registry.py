@@ -73,7 +73,7 @@ class Registry(Generic[T]):
             raise unknown_name(self.kind, str(name), self._entries)
         return self._entries[name]
 
-    def create(self, name: str, **overrides: Any) -> T:
+    def create(self, name: str, /, **overrides: Any) -> T:
         """Instantiate ``name``; unknown keyword arguments are a ConfigError naming the valid ones."""
         entry = self.get(name)
         check_kwargs(entry.factory, overrides, f"{self.kind} {name!r}")

@@ -50,6 +50,9 @@ class RingBuffer:
             return
         if n >= self.capacity:
             self.overwritten += max(0, len(self) + n - self.capacity)
+            # Only the newest `capacity` rows are kept, but all n count as written, so that
+            # readers tracking total_written see that rows went by unread.
+            self._end += n - self.capacity
             data, timestamps = data[-self.capacity :], timestamps[-self.capacity :]
             n = self.capacity
         else:

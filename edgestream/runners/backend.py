@@ -1,13 +1,24 @@
-"""Inference backends for stateless (window) models: eager torch or ONNX Runtime.
+"""Inference backends: eager torch or ONNX Runtime, for window models and streaming models.
 
-Which one runs is the device profile's decision (``backend``, ``threads``, ``onnx_providers``,
-``engine_cache``); the runner only calls ``backend(x) -> logits``.
+Which one runs is the device profile's decision (``backend``, ``precision``, ``threads``,
+``onnx_providers``, ``onnx_chunk``, ``warmup_runs``, ``engine_cache``, and per-model
+``model_overrides``); runners only call the backend:
+
+* window (stateless) models: ``backend(x (B, C, T)) -> logits (B, K)``;
+* streaming models: ``state = backend.init_state(batch)``, then
+  ``y (B, T, K), state = backend(x (B, T, C), state)`` for any T — the ONNX Runtime backend runs
+  whole ``onnx_chunk``-step calls and the remainder one step at a time, so outputs do not wait
+  for a chunk to fill. State is a flat dict keyed like the model's ``init_state()`` (torch
+  tensors for torch, numpy arrays for ONNX Runtime).
+
+ONNX models are exported on first use and cached (:mod:`edgestream.runners.export`); sessions
+get the profile's providers with their options (CUDA device id; TensorRT engine and timing
+caches under the engine cache, fp16 when the profile asks for it) and are warmed up with
+progress reported — TensorRT builds its engine during the first run.
 """
 
 from __future__ import annotations
 
-import hashlib
-import io
 import logging
 from pathlib import Path
 from typing import Any
@@ -15,14 +26,29 @@ from typing import Any
 import numpy as np
 
 from edgestream.core.errors import ConfigError
+from edgestream.runners.export import Artefact, ExportError, Progress, export_onnx, report
 
 log = logging.getLogger(__name__)
 
 
+def profile_for(profile: Any, name: str | None) -> Any:
+    """``profile`` with its ``model_overrides`` for registered model ``name`` (or its family) applied."""
+    if profile is None or not name or not getattr(profile, "model_overrides", None):
+        return profile
+    from edgestream.models import MODELS
+
+    family = MODELS.get(name).tags.get("family") if name in MODELS else None
+    return profile.for_model(name, family)
+
+
+# --- torch -----------------------------------------------------------------------------------
+
+
 class TorchBackend:
-    """Eager PyTorch in inference mode on the profile's device and dtype."""
+    """Eager PyTorch in inference mode on the profile's device and dtype (window models)."""
 
     name = "torch"
+    precision = "fp32"
 
     def __init__(self, model: Any, profile: Any = None) -> None:
         import torch
@@ -30,6 +56,7 @@ class TorchBackend:
         self.torch = torch
         self.device = torch.device(profile.torch_device if profile else "cpu")
         self.dtype = profile.torch_dtype if profile else torch.float32
+        self.precision = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}[self.dtype]
         if profile is not None:
             torch.set_num_threads(profile.threads)
         self.model = model.to(self.device, self.dtype).eval()
@@ -43,59 +70,214 @@ class TorchBackend:
             return out.float().cpu().numpy()
 
 
+class TorchStreamingBackend(TorchBackend):
+    """Eager PyTorch for a :class:`~edgestream.models.base.StreamingModule`; state is a dict of tensors."""
+
+    def init_state(self, batch: int = 1) -> dict[str, Any]:
+        return self.model.init_state(batch, device=self.device, dtype=self.dtype)
+
+    def __call__(self, x: np.ndarray, state: dict[str, Any]) -> tuple[np.ndarray, dict[str, Any]]:  # (B, T, C)
+        torch = self.torch
+        with torch.inference_mode():
+            y, state = self.model(torch.from_numpy(x).to(self.device, self.dtype), state)
+            return y.float().cpu().numpy(), state
+
+
+# --- ONNX Runtime ----------------------------------------------------------------------------
+
+
+def _device_id(profile: Any) -> int:
+    dev = getattr(profile, "torch_device", "cpu")
+    return int(dev.split(":", 1)[1]) if ":" in dev else 0
+
+
+def provider_options(profile: Any, artefact: Artefact) -> list[tuple[str, dict[str, Any]]]:
+    """ONNX Runtime providers with their options, from the profile (already resolved for this machine)."""
+    providers = list(profile.onnx_providers) if profile is not None else ["CPUExecutionProvider"]
+    out: list[tuple[str, dict[str, Any]]] = []
+    for p in providers:
+        if p == "TensorrtExecutionProvider":
+            engines = profile.engine_cache_dir() / "tensorrt" / artefact.digest
+            engines.mkdir(parents=True, exist_ok=True)
+            out.append((p, {"device_id": _device_id(profile), "trt_engine_cache_enable": True,
+                            "trt_engine_cache_path": str(engines), "trt_timing_cache_enable": True,
+                            "trt_timing_cache_path": str(engines), "trt_fp16_enable": profile.precision == "fp16"}))
+        elif p == "CUDAExecutionProvider":
+            out.append((p, {"device_id": _device_id(profile)}))
+        else:
+            out.append((p, {}))
+    return out
+
+
+def graph_precision(profile: Any) -> str:
+    """Precision of the exported graph: TensorRT takes the fp32 graph and builds fp16 itself."""
+    if profile is None or profile.backend != "onnxruntime":
+        return "fp32"
+    if profile.precision == "fp16" and profile.onnx_providers[:1] == ("TensorrtExecutionProvider",):
+        return "fp32"
+    return profile.precision
+
+
+def open_session(artefact: Artefact, profile: Any = None) -> Any:
+    """An ONNX Runtime session on the profile's providers and threads."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = profile.threads if profile else 1
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3  # warnings about unused initialisers etc. are not the user's business
+    chosen = provider_options(profile, artefact)
+    available = set(ort.get_available_providers())
+    usable = [(p, o) for p, o in chosen if p in available] or [("CPUExecutionProvider", {})]
+    if len(usable) != len(chosen):  # an unresolved profile: resolve() would have logged this decision
+        log.warning("ONNX Runtime providers %s not available; using %s",
+                    [p for p, _ in chosen if p not in available], [p for p, _ in usable])
+    if artefact.precision == "fp16" and not any(p in ("TensorrtExecutionProvider", "CUDAExecutionProvider") for p, _ in usable):
+        raise ConfigError(f"precision fp16 needs a CUDA or TensorRT provider; got only {[p for p, _ in usable]} "
+                          "(the CPU provider has no float16 kernels for recurrent ops). Use fp32 or int8 on CPU targets.")
+    return ort.InferenceSession(str(artefact.path), opts, providers=[p for p, _ in usable],
+                                provider_options=[o for _, o in usable])
+
+
+def warm_up(run: Any, n: int, label: str, providers: list[str], progress: Progress | None = None) -> None:
+    """Run ``run()`` ``n`` times, reporting each (TensorRT builds and caches its engine on the first run)."""
+    if n <= 0:
+        return
+    if "TensorrtExecutionProvider" in providers:
+        report(f"{label}: first run builds the TensorRT engine (minutes on a Jetson; cached afterwards)", progress)
+    for i in range(n):
+        run()
+        report(f"{label}: warm-up {i + 1}/{n} on {providers[0]}", progress)
+
+
 class OrtBackend:
-    """ONNX Runtime session built from the torch model (exported once, cached by content hash)."""
+    """ONNX Runtime session for a window model, exported once at the profile's precision and cached."""
 
     name = "onnxruntime"
 
-    def __init__(self, model: Any, example: np.ndarray, profile: Any = None) -> None:
-        import onnxruntime as ort
-
-        path = export_cached(model, example, profile)
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = profile.threads if profile else 1
-        opts.inter_op_num_threads = 1
-        available = set(ort.get_available_providers())
-        wanted = list(profile.onnx_providers) if profile else ["CPUExecutionProvider"]
-        providers = [p for p in wanted if p in available] or ["CPUExecutionProvider"]
-        if providers != wanted:
-            log.warning("ONNX Runtime providers %s not available; using %s", [p for p in wanted if p not in available], providers)
-        self.session = ort.InferenceSession(str(path), opts, providers=providers)
+    def __init__(self, model: Any, example: np.ndarray, profile: Any = None, model_name: str | None = None,
+                 progress: Progress | None = None) -> None:
+        self.precision = graph_precision(profile)
+        label = model_name or type(model).__name__
+        self.artefact = export_onnx(model, label, precision=self.precision, example=example,
+                                    cache_root=profile.engine_cache_dir() if profile else None,
+                                    opset=profile.onnx_opset if profile else 17, progress=progress)
+        self.session = open_session(self.artefact, profile)
+        self.providers = self.session.get_providers()
         self.input_name = self.session.get_inputs()[0].name
-        self.providers = providers
+        self.input_dtype = np.dtype(self.artefact.manifest["inputs"][0]["dtype"])
+        warm_up(lambda: self(example), profile.warmup_runs if profile else 0, label, self.providers, progress)
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        return self.session.run(None, {self.input_name: x})[-1]
+    def __call__(self, x: np.ndarray) -> np.ndarray:  # (B, C, T) -> (B, K)
+        out = self.session.run(None, {self.input_name: x.astype(self.input_dtype, copy=False)})[-1]
+        return out.astype(np.float32, copy=False)
+
+
+class OrtStreamingBackend:
+    """ONNX Runtime for a streaming model: state as explicit inputs/outputs, carried between calls.
+
+    Two exported graphs: ``chunk`` steps per call and one step per call; ``__call__`` runs as many
+    whole chunks as fit and the rest step by step, so any input length gives the same result
+    as the torch model over the same steps.
+    """
+
+    name = "onnxruntime"
+
+    def __init__(self, model: Any, model_name: str | None = None, profile: Any = None, chunk: int | None = None,
+                 progress: Progress | None = None) -> None:
+        self.precision = graph_precision(profile)
+        self.chunk = int(chunk or (profile.onnx_chunk if profile else 1))
+        label = model_name or type(model).__name__
+        kw = {"precision": self.precision, "cache_root": profile.engine_cache_dir() if profile else None,
+              "opset": profile.onnx_opset if profile else 17, "progress": progress}
+        self.delay = int(getattr(model, "delay", 0))
+        step = export_onnx(model, label, chunk=1, **kw)
+        self.artefacts = {1: step}
+        if self.chunk > 1:
+            self.artefacts[self.chunk] = export_onnx(model, label, chunk=self.chunk, **kw)
+        self.sessions = {n: open_session(a, profile) for n, a in self.artefacts.items()}
+        self.providers = self.sessions[1].get_providers()
+        spec = step.manifest["state"]
+        self.state_keys = list(spec)
+        self.state_inputs = [spec[k]["input"] for k in self.state_keys]
+        self.state_spec = {k: (tuple(spec[k]["shape"]), np.dtype(spec[k]["dtype"])) for k in self.state_keys}
+        self.input_dtype = np.dtype(step.manifest["inputs"][0]["dtype"])
+        self.in_channels = int(step.manifest["inputs"][0]["shape"][-1])
+        self.out_channels = int(step.manifest["outputs"][0]["shape"][-1])
+        example = np.zeros((1, self.chunk, self.in_channels), np.float32)
+        warm_up(lambda: self(example, self.init_state(1)), profile.warmup_runs if profile else 0, label, self.providers, progress)
+
+    def init_state(self, batch: int = 1) -> dict[str, np.ndarray]:
+        return {k: np.zeros((batch,) + shape, dtype) for k, (shape, dtype) in self.state_spec.items()}
+
+    def _run(self, n: int, x: np.ndarray, state: dict[str, np.ndarray]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        feeds = {"x": x.astype(self.input_dtype, copy=False)}
+        feeds.update(zip(self.state_inputs, (state[k] for k in self.state_keys)))
+        y, *new = self.sessions[n].run(None, feeds)
+        return y, dict(zip(self.state_keys, new))
+
+    def __call__(self, x: np.ndarray, state: dict[str, np.ndarray]) -> tuple[np.ndarray, dict[str, np.ndarray]]:  # (B, T, C)
+        n_steps = x.shape[1]
+        ys: list[np.ndarray] = []
+        pos = 0
+        if self.chunk > 1:
+            while n_steps - pos >= self.chunk:
+                y, state = self._run(self.chunk, x[:, pos : pos + self.chunk], state)
+                ys.append(y)
+                pos += self.chunk
+        while pos < n_steps:
+            y, state = self._run(1, x[:, pos : pos + 1], state)
+            ys.append(y)
+            pos += 1
+        if not ys:  # zero steps: nothing to run, state unchanged
+            return np.zeros((x.shape[0], 0, self.out_channels), np.float32), state
+        y = ys[0] if len(ys) == 1 else np.concatenate(ys, axis=1)
+        return y.astype(np.float32, copy=False), state
+
+
+# --- choosing ------------------------------------------------------------------------------
 
 
 def export_cached(model: Any, example: np.ndarray, profile: Any = None) -> Path:
-    """Export ``model`` to ONNX for input shape ``example.shape``; reuse a cached file with the same weights."""
-    import torch
-
-    from edgestream.core.paths import cache_dir
-
-    buf = io.BytesIO()
-    torch.save(model.state_dict(), buf)
-    digest = hashlib.sha256(buf.getvalue() + repr((type(model).__name__, example.shape)).encode()).hexdigest()[:16]
-    root = Path(profile.engine_cache).expanduser() if profile else cache_dir("engines")
-    root.mkdir(parents=True, exist_ok=True)
-    path = root / f"{type(model).__name__}-{digest}.onnx"
-    if not path.exists():
-        log.info("exporting %s to %s", type(model).__name__, path)
-        tmp = path.with_suffix(".tmp.onnx")
-        model = model.float().eval()
-        with torch.inference_mode():
-            torch.onnx.export(model, (torch.from_numpy(example),), str(tmp), input_names=["x"],
-                              dynamic_axes={"x": {0: "batch"}}, dynamo=False)
-        tmp.replace(path)
-    return path
+    """Export a window model to ONNX for ``example.shape`` (float32, cached); the ``model.onnx`` path."""
+    return export_onnx(model, type(model).__name__, example=example,
+                       cache_root=profile.engine_cache_dir() if profile else None).path
 
 
-def make_backend(model: Any, example: np.ndarray, profile: Any = None, backend: str | None = None) -> Any:
-    """Backend named by ``backend`` or the profile (default torch)."""
+def _choice(profile: Any, backend: str | None) -> str:
     choice = backend or (profile.backend if profile else "torch")
-    if choice == "torch":
+    if choice not in ("torch", "onnxruntime"):
+        raise ConfigError(f"backend must be 'torch' or 'onnxruntime'; got {choice!r}.")
+    return choice
+
+
+def _or_torch(build: Any, torch_backend: Any, profile: Any, backend: str | None, label: str) -> Any:
+    """Build the ONNX Runtime backend; if the profile chose it and the model cannot be exported, fall back to torch (logged)."""
+    try:
+        return build()
+    except ExportError as exc:
+        if backend is not None or getattr(profile, "strict", False):
+            raise  # asked for explicitly (stage option / strict profile): the failure is the answer
+        log.warning("device %r: ONNX export of %s failed (%s): falling back to the torch backend",
+                    getattr(profile, "name", "?"), label, str(exc).splitlines()[0][:200])
+        return torch_backend()
+
+
+def make_backend(model: Any, example: np.ndarray, profile: Any = None, backend: str | None = None,
+                 model_name: str | None = None, progress: Progress | None = None) -> Any:
+    """Window-model backend named by ``backend``, else by the profile (its ``model_overrides`` for ``model_name``)."""
+    profile = profile_for(profile, model_name)
+    if _choice(profile, backend) == "torch":
         return TorchBackend(model, profile)
-    if choice == "onnxruntime":
-        return OrtBackend(model, example, profile)
-    raise ConfigError(f"backend must be 'torch' or 'onnxruntime'; got {choice!r}.")
+    return _or_torch(lambda: OrtBackend(model, example, profile, model_name, progress), lambda: TorchBackend(model, profile),
+                     profile, backend, model_name or type(model).__name__)
+
+
+def make_streaming_backend(model: Any, profile: Any = None, backend: str | None = None, model_name: str | None = None,
+                           chunk: int | None = None, progress: Progress | None = None) -> Any:
+    """Streaming-model backend (torch, or ONNX Runtime with the state carried), chosen like :func:`make_backend`."""
+    profile = profile_for(profile, model_name)
+    if _choice(profile, backend) == "torch":
+        return TorchStreamingBackend(model, profile)
+    return _or_torch(lambda: OrtStreamingBackend(model, model_name, profile, chunk, progress),
+                     lambda: TorchStreamingBackend(model, profile), profile, backend, model_name or type(model).__name__)

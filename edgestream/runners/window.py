@@ -9,7 +9,7 @@ import numpy as np
 
 from edgestream.core.checks import check_value
 from edgestream.core.chunk import Chunk, StreamInfo
-from edgestream.core.errors import ConfigError, ValidationError
+from edgestream.core.errors import ConfigError, EdgestreamError, ValidationError
 from edgestream.core.stage import STAGES, Stage
 
 
@@ -96,7 +96,8 @@ class WindowModel(Stage):
         self.class_names = classes
         hop = info.desc.get("window", {}).get("hop", info.window)
         model_desc = {"name": name, "checkpoint": self.checkpoint or "", "classes": classes,
-                      "backend": getattr(self._run, "name", "torch"), "output": self.output}
+                      "backend": getattr(self._run, "name", "torch"),
+                      "precision": getattr(self._run, "precision", "fp32"), "output": self.output}
         return prediction_info(info, classes, info.sfreq / hop, f"{self.context.pipeline}-{self.context.node}", model_desc)
 
     def step(self, chunk: Chunk, state: None) -> tuple[list[Chunk], None]:
@@ -127,19 +128,23 @@ def check_alignment(info: StreamInfo, extra: Mapping[str, Any], checkpoint: str)
 
 
 def make_backend_checked(net: Any, example: np.ndarray, profile: Any, backend: str | None, name: str, info: StreamInfo) -> Any:
-    """Build the backend and run one dry window so shape mismatches surface at build time, clearly."""
+    """Dry-run one window in torch (shape mismatches surface at build time, clearly), then build the backend."""
+    import torch
+
     from edgestream.runners.backend import make_backend
 
     try:
-        run = make_backend(net, example, profile, backend)
-        run(example)
-    except ConfigError:
+        with torch.inference_mode():
+            net.float().eval()(torch.from_numpy(example))
+    except EdgestreamError:
         raise
-    except Exception as exc:  # torch/onnx errors deep inside a forward: translate
+    except Exception as exc:  # torch errors deep inside a forward: translate
         expects = {k: getattr(net, k) for k in ("in_channels", "n_channels", "n_times", "window") if hasattr(net, k)}
         raise ValidationError(
             f"model {name!r} must accept windows of {info.n_channels} channels × {info.window} samples from stream "
             f"{info.name!r}; a dry run failed ({type(exc).__name__}: {str(exc).splitlines()[0][:160]}). "
             f"The model expects {expects or 'a different input'}: pass overrides (e.g. in_channels) or fix the window/pick stages."
         ) from None
+    run = make_backend(net, example, profile, backend, model_name=name)
+    run(example)
     return run

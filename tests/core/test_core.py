@@ -40,6 +40,8 @@ def test_ringbuffer_wraps_and_counts_overwrites():
     assert rb.overwritten == 4 and len(rb) == 5
     rb.push(np.zeros((12, 2), np.float32), np.arange(12.0))
     np.testing.assert_array_equal(rb.last(2)[1], [10, 11])
+    assert rb.total_written == 21  # rows that never fitted still count as written (readers see the skip)
+    np.testing.assert_array_equal(rb.last(5)[1], [7, 8, 9, 10, 11])
     with pytest.raises(DataError, match="n <= 5"):
         rb.last(6)
 

@@ -163,3 +163,22 @@ def test_device_profile_picks_onnx_runtime_and_matches_torch(tmp_path, monkeypat
     x = make_chunk(signal(), eeg_info())
     got = run_stage(built["onnx"], [x])[0][0].data
     np.testing.assert_allclose(got, run_stage(built["torch"], [x])[0][0].data, rtol=1e-4, atol=1e-5)
+
+
+def test_trained_with_the_lmuformer_recipe_runs_in_the_stage(tmp_path, shared_data):
+    """`edgestream train lmuformer` (calibrate) on a real recording → checkpoint → streaming_model stage."""
+    from edgestream.train.calibration import calibrate
+
+    out = tmp_path / "lmu.pt"
+    result = calibrate("lmuformer", shared_data / "eegmmidb" / "S001", "left,right", out, epochs=1,
+                       include="*R04.edf", model_args={"spiking": False, "dim": 16, "memory": 16})
+    assert result.model_name == "lmuformer_eeg_s" and out.is_file()
+    assert 0.0 <= result.metrics["validation"]["accuracy"] <= 1.0
+    st = STAGES.create("streaming_model", checkpoint=str(out), backend="torch", emit="step")
+    info = st.build(StreamInfo("eeg", "EEG", "x", 160.0, result.epochs.ch_names), BuildContext(pipeline="p", node="m"))
+    assert info.desc["model"]["classes"] == ["left", "right"]
+    trial = result.epochs.X[0].T  # (T, C)
+    (rows,), _ = run_stage(st, [make_chunk(trial, st.in_info)])
+    with torch.no_grad():
+        clip = torch.softmax(result.model.classify(torch.from_numpy(trial)[None]), -1)[0].numpy()
+    np.testing.assert_allclose(rows.data[-1, :2], clip, rtol=1e-4, atol=1e-5)  # last running row = clip prediction

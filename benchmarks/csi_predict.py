@@ -213,6 +213,8 @@ def main(argv: list[str] | None = None) -> int:
                         "(default 150 quick, 900 full)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--save-checkpoint", default=None, help="write the trained csi4cast_edge here")
+    parser.add_argument("--latency-only", action="store_true",
+                        help="only parameters, FLOPs and latency (untrained weights: latency does not depend on them)")
     args = parser.parse_args(argv)
     budget = args.budget if args.budget is not None else (150.0 if args.quick else 900.0)
 
@@ -221,6 +223,10 @@ def main(argv: list[str] | None = None) -> int:
     from edgestream.models import create_model
 
     torch.set_num_threads(1)
+    if args.latency_only:
+        torch.manual_seed(args.seed)
+        cost_and_latency({name: create_model(name).eval() for name in ("csi_repeat_last", *TRAINED)}, args.quick)
+        return 0
     train, tests, info = datasets(args.quick, args.seed)
     emit("dataset_seconds", round(info.pop("seconds"), 1), "s", **info, quick=args.quick)
     models: dict[str, Any] = {"csi_repeat_last": create_model("csi_repeat_last").eval()}

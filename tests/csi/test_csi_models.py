@@ -146,6 +146,18 @@ def test_arl_along_time_equals_transposed_definition():
     torch.testing.assert_close(layer(x), expected, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("activation", ["none", "tanh"])
+def test_arl_single_linear_fast_path_equals_definition(activation):
+    torch.manual_seed(0)
+    layer = ARLayer(8, depth=1, hidden=8, mode="plain", out_activation=activation, axis=1).eval()
+    with torch.no_grad():
+        layer.norm.weight.uniform_(0.5, 1.5)
+        layer.norm.bias.uniform_(-0.5, 0.5)
+    x = torch.randn(4, 8, 600)
+    expected = layer.norm(layer.mlp(x.transpose(1, 2))).transpose(1, 2)
+    torch.testing.assert_close(layer(x), expected, rtol=1e-4, atol=1e-5)
+
+
 def test_token_conv_equals_circular_conv1d():
     torch.manual_seed(0)
     emb = CSIEmbedding(16, 600, 32, 4, 2, 1, "se", 2, 0, 0.0, 10)

@@ -35,15 +35,18 @@ SETTINGS_VERSION = 1  # bump when the dock layout changes shape, so old saved la
 
 
 class _PaintCounter(QtCore.QObject):
-    """Counts paint events of a widget: frames that actually reached the screen."""
+    """Counts paint events of a widget (frames that actually reached the screen) and when they
+    happened on the LSL clock, so a benchmark can count the frames inside its own time window."""
 
     def __init__(self) -> None:
         super().__init__()
         self.count = 0
+        self.times: collections.deque[float] = collections.deque(maxlen=100_000)
 
     def eventFilter(self, obj: QtCore.QObject, event: QtCore.QEvent) -> bool:
         if event.type() == QtCore.QEvent.Type.Paint:
             self.count += 1
+            self.times.append(local_clock())
         return False
 
 
@@ -310,6 +313,7 @@ class DashboardWindow(QtWidgets.QMainWindow):
     def stats(self) -> dict[str, Any]:
         """Counters the CLI's ``--stats-json`` and the benchmark read."""
         return {"frames": self.frames, "ticks": self.ticks, "paints": self.paints.count,
+                "paint_times": list(self.paints.times),
                 "panel_updates": {n: p.updates for n, p in self.panels.items()},
                 "panel_draw_s": {n: round(p.draw_seconds, 4) for n, p in self.panels.items()},
                 "panel_errors": {n: getattr(p, "errors", 0) for n, p in self.panels.items()},

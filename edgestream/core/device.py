@@ -65,6 +65,7 @@ class DeviceProfile:
     latency_budget_ms: float = 50.0  # end-to-end p99 the device must meet (edgestream bench pass/fail)
     memory_budget_mb: float = 1024.0  # model memory available (used by the ED-ViT planner; reported by bench)
     compute_gflops: float = 10.0  # sustained GFLOP/s for planning (ED-ViT assignment)
+    network_mbps: float = 1000.0  # link rate to the coordinating host in Mbit/s (ED-ViT transfer estimates)
     engine_cache: str = ""  # exported ONNX models and TensorRT engines; "" = $EDGESTREAM_CACHE/engines (~/.cache/edgestream/engines)
     model_overrides: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)  # model/family -> {backend, precision, onnx_chunk}
     strict: bool = False  # True: any fallback (GPU, providers, precision, backend) is an error instead
@@ -83,6 +84,8 @@ class DeviceProfile:
         check_number(self.warmup_runs, f"{where}: warmup_runs", low=0, integer=True)
         check_number(self.latency_budget_ms, f"{where}: latency_budget_ms", low=0, low_inclusive=False)
         check_number(self.memory_budget_mb, f"{where}: memory_budget_mb", low=0, low_inclusive=False)
+        check_number(self.compute_gflops, f"{where}: compute_gflops", low=0, low_inclusive=False)
+        check_number(self.network_mbps, f"{where}: network_mbps", low=0, low_inclusive=False)
         if not (self.torch_device == "cpu" or self.torch_device.startswith("cuda")):
             raise ConfigError(f"{where}: torch_device must be 'cpu' or 'cuda[:N]'; got {self.torch_device!r}.")
         if self.backend == "onnxruntime":

@@ -9,6 +9,10 @@ Lifecycle (Holoscan-style, explicit)::
     state = stage.on_gap(state)          # samples were lost upstream: apply the gap policy
     stage.stop()                         # release resources (models, sessions)
 
+A stage that publishes more than one stream sets ``self.extra_outputs = {port: StreamInfo}`` in
+``build``; its ``step`` returns chunks of either stream, and chunks whose ``info`` is an extra
+output go to the nodes whose pipeline ``input`` is ``<stage id>.<port>`` (e.g. ``model.status``).
+
 ``step`` never mutates ``self``: everything that changes while streaming lives in ``state``,
 so streaming equals offline can be checked by feeding the same signal in random chunk sizes
 (see :mod:`edgestream.testing`), state can be saved/restored, and two streams never share it.

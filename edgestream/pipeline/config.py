@@ -268,7 +268,8 @@ def parse_pipeline(raw: Any, source: str = "<pipeline>") -> PipelineSpec:
                 raise ConfigError(f"{source}: sinks.{node.id} needs an 'input'.")
             node.input = previous
     for node in sections["stages"] + sections["sinks"]:
-        if node.input not in seen:
+        # "<node>.<port>" reads an extra output stream of a stage (e.g. an edvit stage's "status")
+        if node.input not in seen and str(node.input).rsplit(".", 1)[0] not in seen:
             from edgestream.core.checks import unknown_name
 
             raise ConfigError(f"{source}: {node.section}.{node.id}.input: {unknown_name('node', str(node.input), sorted(seen))}")

@@ -24,6 +24,7 @@ class Node:
         self.spec = spec
         self.component = component
         self.children: list[Node] = []
+        self.port_children: dict[str, list[Node]] = {}  # extra output port → nodes reading "<id>.<port>"
         self.state: Any = None
         self.info: StreamInfo | None = None  # output info (stages) / input info (sinks)
         self.latency = LatencyStats()  # now - newest input timestamp, per output chunk
@@ -69,13 +70,16 @@ class Node:
         self.warm_left = max(0, self.warm_left - chunk.n_times)
         now = self.clock()
         self.compute.add(now - t0)
+        extra = getattr(stage, "extra_outputs", None) or {}
         for out in outputs:
             if warming and not out.warming:
                 out.warming = True
             if out.n_times:
                 self.samples_out += out.n_times
                 self.latency.add(now - out.newest)
-            for child in self.children:
+            # Chunks of an extra output stream go only to the nodes reading that port.
+            port = next((p for p, info in extra.items() if info is out.info), None) if extra else None
+            for child in self.children if port is None else self.port_children.get(port, ()):
                 child.push(out)
 
 
@@ -109,10 +113,18 @@ class Graph:
             self.nodes.append(Node(n, _create(SINKS, n), clock))
         by_id: dict[str, Any] = {s.id: s for s in self.sources} | {n.id: n for n in self.nodes}
         for node in self.nodes:
-            parent = by_id[node.spec.input]
+            parent_id, port = node.spec.input, None
+            if parent_id not in by_id:  # "<stage>.<port>": an extra output of that stage
+                parent_id, port = parent_id.rsplit(".", 1)
+            parent = by_id[parent_id]
             if isinstance(parent, Node) and parent.is_sink:
                 raise ConfigError(f"{node.spec.section}.{node.id}.input: {parent.id!r} is a sink and has no output.")
-            parent.children.append(node)
+            if port is None:
+                parent.children.append(node)
+            elif isinstance(parent, SourceNode):
+                raise ConfigError(f"{node.spec.section}.{node.id}.input: source {parent.id!r} has no output port {port!r}.")
+            else:
+                parent.port_children.setdefault(port, []).append(node)
         self._by_id = by_id
 
     def node(self, node_id: str) -> Any:
@@ -157,6 +169,14 @@ class Graph:
                 raise type(exc)(f"pipeline {self.spec.name!r}, {where}: {exc}") from None
             if not node.is_sink:
                 self._build_children(node.children, node.info)
+                extra = getattr(node.component, "extra_outputs", None) or {}
+                for port, kids in node.port_children.items():
+                    if port not in extra:
+                        raise ValidationError(
+                            f"pipeline {self.spec.name!r}, {where}: has no output port {port!r}; its extra outputs are "
+                            f"{sorted(extra) or '(none)'}. Read the main output with input: {node.id}."
+                        )
+                    self._build_children(kids, extra[port])
 
     def stop(self) -> None:
         """Tear down: sources (inlets) first, then stages, then sinks (outlets)."""

@@ -113,16 +113,21 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
 
 def load_checkpoint(path: str | Path, **overrides: Any) -> tuple[Any, dict[str, Any]]:
     """Rebuild the registered model from the manifest, load weights; return ``(model, checkpoint)``."""
+    blob = read_checkpoint(path)
+    return model_from_checkpoint(blob, where=str(path), **overrides), blob
+
+
+def model_from_checkpoint(blob: dict[str, Any], *, where: str = "checkpoint", **overrides: Any) -> Any:
+    """Rebuild the registered model of an already-read checkpoint dict (e.g. one shipped to a remote worker)."""
     from edgestream.models import create_model
 
-    blob = read_checkpoint(path)
     manifest = blob["manifest"]
     model = create_model(manifest["model"], **(dict(manifest["config"]) | overrides))
     missing, unexpected = model.load_state_dict(blob["state_dict"], strict=False)
     if missing or unexpected:
         raise ConfigError(
-            f"checkpoint {str(path)!r} must match model {manifest['model']!r}; missing keys {missing[:5]}, "
+            f"checkpoint {where!r} must match model {manifest['model']!r}; missing keys {missing[:5]}, "
             f"unexpected keys {unexpected[:5]}. Was it saved from a different configuration?"
         )
     model.eval()
-    return model, blob
+    return model

@@ -54,6 +54,9 @@ class TrainConfig:
     device: str = "cpu"
     progress: bool | None = None  # tqdm bar; None = only when stderr is a terminal
     num_threads: int | None = None  # torch intra-op threads during training
+    distill_alpha: float = 0.0  # weight of the distillation term (0 = none; needs fit(..., teacher=...))
+    distill_temperature: float = 2.0  # softmax temperature of the distillation term
+    max_seconds: float | None = None  # wall-clock training budget; stops after the epoch that exceeds it
 
     def __post_init__(self) -> None:
         check_value(self.loss, LOSSES, "loss")
@@ -62,6 +65,10 @@ class TrainConfig:
         check_number(self.epochs, "epochs", low=1, integer=True)
         check_value(self.monitor, ("auto", "loss", "accuracy"), "monitor")
         check_value(self.schedule, (None, "step", "plateau"), "schedule")
+        check_number(self.distill_alpha, "distill_alpha", low=0.0, high=1.0)
+        check_number(self.distill_temperature, "distill_temperature", low=0, low_inclusive=False)
+        if self.max_seconds is not None:
+            check_number(self.max_seconds, "max_seconds", low=0, low_inclusive=False)
 
 
 @dataclasses.dataclass
@@ -71,6 +78,17 @@ class TrainResult:
     history: list[dict[str, float]]  # one row per epoch: train_loss, val_loss, val_accuracy, lr, seconds
     seconds: float  # wall-clock training time
     stopped_early: bool
+
+
+def distillation_loss(student: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Hinton et al.'s soft-target term: ``T² · KL(softmax(teacher/T) ‖ softmax(student/T))``, batch mean.
+
+    Both are logits ``(B, K)`` over the same classes.
+    """
+    t = temperature
+    log_p = nn.functional.log_softmax(student / t, dim=-1)
+    log_q = nn.functional.log_softmax(teacher / t, dim=-1)
+    return nn.functional.kl_div(log_p, log_q, log_target=True, reduction="batchmean") * t * t
 
 
 def as_dataset(data: Dataset | tuple[Any, Any]) -> Dataset:
@@ -126,9 +144,24 @@ def fit(
     config: TrainConfig | None = None,
     *,
     on_epoch: Callable[[dict[str, float]], None] | None = None,
+    teacher: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> TrainResult:
-    """Train ``model`` in place; on return it holds the weights of the best validation epoch."""
+    """Train ``model`` in place; on return it holds the weights of the best validation epoch.
+
+    ``teacher`` (with ``config.distill_alpha > 0``) maps an input batch to target logits shaped
+    like the model's; the loss becomes ``(1 - α) · task + α · distillation_loss``. It is called
+    under ``torch.no_grad`` and never trained.
+    """
     cfg = config or TrainConfig()
+    if cfg.distill_alpha > 0 and teacher is None:
+        from edgestream.core.errors import ConfigError
+
+        raise ConfigError(
+            f"distill_alpha must be 0 when no teacher is given; got {cfg.distill_alpha}. Pass fit(..., teacher=model) "
+            "or set distill_alpha=0."
+        )
+    if isinstance(teacher, nn.Module):
+        teacher.eval()
     torch.manual_seed(cfg.seed)
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
@@ -162,7 +195,12 @@ def fit(
         for xb, yb in loader:
             xb, yb = xb.to(cfg.device), yb.to(cfg.device)
             opt.zero_grad(set_to_none=True)
-            loss = criterion(_logits(model(xb)), yb)
+            logits = _logits(model(xb))
+            loss = criterion(logits, yb)
+            if cfg.distill_alpha > 0:
+                with torch.no_grad():
+                    target = _logits(teacher(xb))
+                loss = (1 - cfg.distill_alpha) * loss + cfg.distill_alpha * distillation_loss(logits, target, cfg.distill_temperature)
             loss.backward()
             if cfg.grad_clip:
                 nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
@@ -190,6 +228,10 @@ def fit(
         elif sched is not None:
             sched.step()
         if cfg.patience is not None and epoch - best_epoch >= cfg.patience:
+            stopped_early = True
+            break
+        if cfg.max_seconds is not None and time.perf_counter() - start >= cfg.max_seconds:
+            log.info("training budget of %.0f s used after epoch %d; stopping", cfg.max_seconds, epoch)
             stopped_early = True
             break
     if bar is not None:

@@ -202,14 +202,23 @@ def csi_streams(uid: str, n_a: int = 4, n_k: int = 16, rate: float = 50.0, horiz
 
 
 def edvit(uid: str, devices: int = 3) -> tuple[StreamInfo, Generator]:
-    names = [f"dev{d}_{f}" for d in range(devices) for f in ("alive", "latency_ms", "classes")] + ["fused_class", "counter"]
-    info = StreamInfo(f"{uid}-edvit", "EDViTStatus", f"{uid}-edvit", 2.0, names)
+    """Device status as ``edgestream.runners.edvit`` publishes it; the last device is down."""
+    names_dev = [f"edge_{d}" for d in range(devices)]  # underscores in device names, as real ones may have
+    names = [f"{d}_{k}" for d in names_dev for k in ("state", "ms")] + ["n_present", "fused_ms", "counter"]
+    info = StreamInfo(f"{uid}-edvit", "EDViTStatus", f"{uid}-edvit", 2.0, names,
+                      ["state" if n.endswith("_state") else "latency" if n.endswith("ms") else "count" for n in names],
+                      ["ms" if n.endswith("ms") else "a.u." for n in names],
+                      desc={"edvit": {"devices": {"device": names_dev}, "states": {"state": ["ok", "late", "down", "waiting"]}}})
 
     def gen(t: np.ndarray, first: int) -> np.ndarray:
-        row = []
-        for d in range(devices):
-            row += [0.0 if d == devices - 1 else 1.0, 12.5 + d, 10 // devices]
-        return np.array([row + [3, first + i] for i in range(len(t))], float)
+        rows = []
+        for i, x in enumerate(t):
+            row: list[float] = []
+            for d in range(devices):
+                down = d == devices - 1
+                row += [2.0 if down else 0.0, np.nan if down else 12.0 + 2 * d + np.sin(x + d)]
+            rows.append(row + [devices - 1, 15.0 + np.sin(x), first + i])
+        return np.array(rows, float)
 
     return info, gen
 

@@ -118,21 +118,25 @@ def desc_path(desc: Mapping[str, Any], *path: str, default: Any = None) -> Any:
     return value
 
 
-def class_names(info: StreamInfo) -> list[str]:
-    """Class names of a Predictions stream: ``desc/model/classes`` or the ``p_<class>`` channels.
+def desc_list(desc: Mapping[str, Any], *path: str) -> list[str]:
+    """A list stored in ``desc`` at ``path``, however it arrived.
 
-    ``classes`` may be a list of ``<class>`` elements, a comma-separated string or a list.
+    A list in a Python StreamInfo; repeated child elements after an LSL round trip
+    (``<devices><device>a</device><device>b</device></devices>`` → ``{"device": [...]}``, or a
+    plain string when there is one); or a comma-separated string.
     """
-    probs = [c[2:] for c in info.ch_names if c.startswith("p_")]
-    raw = desc_path(info.desc, "model", "classes")
-    names: list[str] = []
+    raw = desc_path(desc, *path)
     if isinstance(raw, Mapping):
-        for value in raw.values():
-            names += [str(v) for v in as_list(value)]
-    elif isinstance(raw, list):
-        names = [str(v) for v in raw]
-    elif isinstance(raw, str) and raw:
-        names = [s.strip() for s in raw.split(",") if s.strip()]
-    if len(names) == len(probs) and names:
-        return names
-    return probs
+        return [str(v) for value in raw.values() for v in as_list(value)]
+    if isinstance(raw, (list, tuple)):
+        return [str(v) for v in raw]
+    if isinstance(raw, str) and raw:
+        return [s.strip() for s in raw.split(",") if s.strip()]
+    return []
+
+
+def class_names(info: StreamInfo) -> list[str]:
+    """Class names of a Predictions stream: ``desc/model/classes`` or the ``p_<class>`` channels."""
+    probs = [c[2:] for c in info.ch_names if c.startswith("p_")]
+    names = desc_list(info.desc, "model", "classes")
+    return names if names and len(names) == len(probs) else probs

@@ -223,13 +223,19 @@ def test_pipeline_health_rows() -> None:
     assert rows[0]["drops"]["counter_gap"] == 3 and queues == {"model": 0.0}
 
 
-def test_edvit_channels_grouped_by_device() -> None:
-    from edgestream.dashboard.panels.edvit import format_value, split_channel
+def test_edvit_status_grouped_by_device() -> None:
+    from edgestream.dashboard.fixtures import edvit
+    from edgestream.dashboard.panels.edvit import FUSION, device_fields, format_field
 
-    assert split_channel("dev0_latency_ms") == ("dev0", "latency_ms")
-    assert split_channel("fused_class") == ("(fusion)", "fused_class")
-    assert format_value("alive", 0.0) == ("no", "#e8615a")
-    assert format_value("state", 3.0)[0] == "lost"
+    info, _ = edvit("ed")
+    parsed = info_from_xml(lsl_info(info).as_xml())  # device names arrive as repeated <device> elements
+    groups = device_fields(parsed)
+    assert list(groups) == ["edge_0", "edge_1", "edge_2", FUSION]
+    assert groups["edge_1"] == {"state": 2, "ms": 3} and set(groups[FUSION]) == {"n_present", "fused_ms"}
+    assert format_field("state", 2.0, ["ok", "late", "down", "waiting"]) == ("down", "#e8615a")
+    assert format_field("ms", float("nan"), []) == ("—", None)
+    bare = StreamInfo("s", "EDViTStatus", "", 0.0, ["dev0_state", "dev0_ms", "fused_ms"])
+    assert list(device_fields(bare)) == ["dev0", FUSION]
 
 
 def test_bad_options_give_clear_errors() -> None:

@@ -10,7 +10,6 @@ when the device missed the frame), then ``n_present`` and ``fused_ms``. Device n
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 import pyqtgraph as pg

@@ -72,6 +72,7 @@ class DashboardWindow(QtWidgets.QMainWindow):
         self.ticks = 0
         self.frozen = False
         self._feed_ids: tuple[int, ...] = ()
+        self.streams_seen: set[str] = set()  # names of every stream opened during this session
         self._frame_times: collections.deque[float] = collections.deque(maxlen=120)
         self.panels: dict[str, Panel] = {}
         self.docks: dict[str, QtWidgets.QDockWidget] = {}
@@ -219,6 +220,7 @@ class DashboardWindow(QtWidgets.QMainWindow):
         ids = tuple(id(f) for f in feeds)
         if ids != self._feed_ids:
             self._feed_ids = ids
+            self.streams_seen.update(f.info.name for f in feeds)
             for panel in self.panels.values():
                 panel.set_feeds(feeds)
 
@@ -317,7 +319,7 @@ class DashboardWindow(QtWidgets.QMainWindow):
                 "panel_updates": {n: p.updates for n, p in self.panels.items()},
                 "panel_draw_s": {n: round(p.draw_seconds, 4) for n, p in self.panels.items()},
                 "panel_errors": {n: getattr(p, "errors", 0) for n, p in self.panels.items()},
-                "streams": [f.info.name for f in self.acquisition.feeds()], "clock": local_clock()}
+                "streams": sorted(self.streams_seen), "clock": local_clock()}
 
 
 def saved_deselected(settings: QtCore.QSettings) -> list[str]:

@@ -216,7 +216,7 @@ def test_pipeline_health_rows() -> None:
     feed = _feed(info)
     feed.push(Chunk(gen(np.array([1.0]), 0), np.array([1.0]), info))
     rows, queues = pipeline_rows(feed)
-    assert [r["stream"] for r in rows] == ["eeg"]
+    assert [r["stream"] for r in rows] == ["source eeg"]
     assert rows[0]["state"] is ConnectionState.CONNECTED and rows[0]["seen by"] == "pipeline mi"
     assert rows[0]["drops"]["counter_gap"] == 3 and queues == {"model": 0.0}
 

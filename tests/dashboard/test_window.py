@@ -100,7 +100,7 @@ def test_every_panel_receives_live_data_and_the_screenshot_is_not_blank(open_win
     # what the panels show is what was streamed
     health = win.panels["health"]
     assert wait_until(lambda: health.states.get(f"{uid}-eeg (EEG) / dashboard") is ConnectionState.CONNECTED, 10)
-    assert health.states["eeg / pipeline " + uid] is ConnectionState.CONNECTED  # from the Health stream
+    assert health.states["source eeg / pipeline " + uid] is ConnectionState.CONNECTED  # from the Health stream
     pred = win.panels["predictions"].rows[0]
     assert pred.decision.text() in ("left", "right") and pred.confidence.text().startswith("confidence")
     win.docks["csi"].raise_()  # the NMSE of an actual report and the prediction made for it

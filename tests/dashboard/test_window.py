@@ -128,8 +128,7 @@ def test_stream_loss_shows_the_lost_state(open_window, publish, uid, tmp_path) -
     row = next(r for r in range(health.table.rowCount()) if health.table.item(r, 1).text().startswith(f"{uid}-eeg"))
     assert health.table.item(row, 0).text() == "lost"
     win.picker.refresh()
-    item = win.picker._items[f"{uid}-eeg"]
-    assert item.text(3) == "lost"
+    assert win.picker.state_of(f"{uid}-eeg") == "lost"
     path = win.screenshot(tmp_path / "lost.png")
     assert image_spread(path)[0] > 10
 

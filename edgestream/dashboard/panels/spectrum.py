@@ -93,7 +93,7 @@ class SpectrumPanel(Panel):
         self.psd = plot_widget(bottom="frequency (Hz)", left="power (dB)")
         self.psd.setTitle(f"power spectrum, last {PSD_SECONDS:g} s", color=MUTED, size="9pt")
         self.psd_curve = self.psd.plot(pen=pg.mkPen("#8ab4f8", width=1.5))
-        layout.addWidget(self.psd, 3)
+        layout.addWidget(self.psd, 4)
         self.peaks_label = small_label()
         self.peaks_label.setStyleSheet(f"color: {MUTED};")
         layout.addWidget(self.peaks_label)

@@ -310,6 +310,9 @@ class LSLSource(Source):
             except Exception as exc:
                 return self._on_pull_error(exc)
             self._opened = True
+            # silence is measured from when data can flow, not from start(): the pipeline may
+            # spend seconds building stages (model export) between start() and the first read
+            self._t_ref = self._now()
         try:
             if self.plan.string:
                 data, ts = inlet.pull_chunk(timeout, self.max_chunk, None, 1, True)

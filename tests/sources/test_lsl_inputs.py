@@ -275,3 +275,22 @@ def test_streams_cli_lists_the_stream(uid):
     assert header.split()[:4] == ["name", "type", "rate", "(Hz)"]
     row = next(r for r in rows if r.startswith(uid))
     assert row.split()[1:6] == ["EEG", "250", "3", "float32", uid]
+
+
+def test_slow_pipeline_build_between_start_and_first_read_is_not_a_stall(uid):
+    """A pipeline may spend seconds building stages (e.g. exporting a model) after start();
+    the silence clock starts at the first read, so the stream is not declared lost meanwhile."""
+    writer = outlet(uid, n=2)
+    src = LSLSource(source_id=uid, stall_after=0.3, lost_after=0.6)
+    src.start()
+    time.sleep(1.0)  # longer than lost_after
+    got = 0
+    deadline = time.monotonic() + 5.0
+    k = 0
+    while got < 50 and time.monotonic() < deadline:
+        writer.push(np.ones((5, 2), np.float32), stamps(local_clock(), k, 5))
+        k += 5
+        got += sum(c.n_times for c in src.read(0.05))
+    src.stop()
+    assert got >= 50
+    assert [e.new.value for e in src.events[:-1]] == ["connected"], [str(e) for e in src.events]

@@ -2,8 +2,8 @@
 earlier predictions when the reports they predicted arrive; ``csi_score`` turns those scores into
 a live ``CSIMetrics`` stream.
 
-``csi_predict`` state (one per stream, a value): the last ``hist_len`` reports with their report
-indices, the last ``pred_len`` predictions awaiting their true reports, and counters. Report
+``csi_predict`` state (one per stream, a value): the last ``history`` reports (16; at least the
+model's ``hist_len``, the reports it reads) with their report indices, the last ``pred_len`` predictions awaiting their true reports, and counters. Report
 indices come from the producer's ``counter`` channel when the stream has one, else from the
 timestamps (``round((t − t₀) · rate)``), so lost, late and duplicated reports are recognised:
 
@@ -24,8 +24,8 @@ report index they were made at, and for ``h = 1 … pred_len`` the NMSE (dB) of 
 values are then 0, so every value on the stream stays finite). Scores compare against the
 *reported* CSI (with whatever noise the reports carry).
 
-Until ``hist_len`` reports are in, the history is padded by repeating its oldest report and the
-outputs are flagged ``warming``.
+Until the model's ``hist_len`` reports are in, its input is padded by repeating the oldest report
+held and the outputs are flagged ``warming``.
 """
 
 from __future__ import annotations
@@ -80,6 +80,9 @@ class CSIPredict(Stage):
         Default: the device profile's choice (ONNX Runtime falls back to torch, logged, if export fails).
     n_antennas, n_subcarriers : int, optional
         Report shape when the input stream has no ``desc/csi`` block (otherwise read from it).
+    history : int
+        Reports kept per stream (the model reads its newest ``hist_len`` of them); late reports are
+        accepted while they are within this history.
     max_fill : int
         Longest run of lost reports filled by holding the newest one; longer gaps apply ``gap_policy``.
     zero_is_drop : bool
@@ -98,6 +101,7 @@ class CSIPredict(Stage):
         backend: str | None = None,
         n_antennas: int | None = None,
         n_subcarriers: int | None = None,
+        history: int = 16,
         max_fill: int = 4,
         zero_is_drop: bool = True,
         score: bool = True,
@@ -110,6 +114,7 @@ class CSIPredict(Stage):
         self.backend = check_value(backend, (None, "torch", "onnxruntime"), "backend")
         self.n_antennas = n_antennas
         self.n_subcarriers = n_subcarriers
+        self.history = check_number(history, "history", low=1, integer=True)
         self.max_fill = check_number(max_fill, "max_fill", low=0, integer=True)
         self.zero_is_drop = zero_is_drop
         self.score = score
@@ -165,6 +170,11 @@ class CSIPredict(Stage):
         example = np.zeros((1, layout.n_antennas, net.hist_len, layout.row_size), np.float32)
         self._run = make_backend(net.float().eval(), example, self.context.device, self.backend, model_name=self._model_name)
         self._run(example)  # dry run: fails at build time, not at the first report
+        if self.history < net.hist_len:
+            raise ValidationError(
+                f"csi_predict history must be at least the model's input length ({net.hist_len} reports); got "
+                f"{self.history}. Set history: {net.hist_len} or more."
+            )
         self._net = net
         self._columns = columns
         self.warmup_samples = net.hist_len
@@ -190,13 +200,13 @@ class CSIPredict(Stage):
     # --- state ---------------------------------------------------------------------------
     def init_state(self) -> dict[str, Any]:
         layout = self._require().layout
-        h = self._net.hist_len
+        h = self.history
         return {
             "history": np.zeros((h, layout.n_antennas, layout.row_size), np.float32),  # oldest → newest
             "hist_index": np.full(h, -1, np.int64),  # report index of each slot (-1: empty)
             "hist_real": np.zeros(h, bool),  # slot holds a received report (not a held copy)
             "filled": 0,  # slots holding data
-            "fresh": 0,  # reports since the last reset/rewarm (warming until hist_len)
+            "fresh": 0,  # reports since the last reset/rewarm (warming until the model's hist_len)
             "last": None,  # newest report index
             "t0": None,  # timestamp of report index 0 (timestamp-derived indices)
             "counter_offset": 0,  # added to the counter channel after it wrapped
@@ -256,7 +266,7 @@ class CSIPredict(Stage):
         # State is a value: copy the containers we update; arrays are replaced, never written in place.
         state = dict(state, counts=dict(state["counts"]))
         made = dict(state["made"])  # predictions awaiting their reports, as of the start of the chunk
-        layout, hist_len = cols.layout, self._net.hist_len
+        layout, keep, hist_len = cols.layout, self.history, self._net.hist_len
         reports = cols.layout.to_reports(chunk.data[:, cols.start : cols.start + layout.n_values])
         indices = self._indices(chunk, state)
         counts = state["counts"]
@@ -270,7 +280,7 @@ class CSIPredict(Stage):
             reset, pending_reset = pending_reset, False
             last = state["last"]
             if last is not None and index <= last:
-                if last - index >= hist_len + self._net.pred_len:  # producer restarted
+                if last - index >= keep + self._net.pred_len:  # producer restarted
                     state, reset, last = self._reset(state), True, None
                 else:
                     pending_reset = reset
@@ -289,7 +299,7 @@ class CSIPredict(Stage):
                 if missing > self.max_fill and self.gap_policy == "reset":
                     state, reset = self._reset(state), True
                 else:
-                    for j in range(min(missing, hist_len)):
+                    for j in range(min(missing, keep)):
                         self._push(state, state["history"][-1], last + 1 + j, False)
                     counts["imputed"] += missing
                     if missing > self.max_fill and self.gap_policy == "rewarm":
@@ -303,7 +313,7 @@ class CSIPredict(Stage):
                 self._push(state, report, index, True)
             state["last"] = index
             state["fresh"] += 1
-            window = state["history"]
+            window = state["history"][keep - hist_len :]  # the model's input: the newest hist_len reports
             if state["filled"] < hist_len:  # pad by repeating the oldest report held
                 first = hist_len - state["filled"]
                 window = np.concatenate([np.repeat(window[first : first + 1], first, axis=0), window[first:]])

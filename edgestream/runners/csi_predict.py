@@ -57,11 +57,12 @@ def derived_info(stage: Stage, info: StreamInfo, kind: str, names: list[str], ty
     )
 
 
-def _nmse_db(true_rows: np.ndarray, pred_rows: np.ndarray) -> float:
-    """NMSE in dB of one report ``(A, 2K)`` interleaved: mean over antennas of per-row ratios."""
-    err = np.sum((pred_rows.astype(np.float64) - true_rows) ** 2, axis=-1)
-    ref = np.maximum(np.sum(true_rows.astype(np.float64) ** 2, axis=-1), 1e-30)
-    return float(10.0 * np.log10(np.mean(err / ref)))
+def _nmse_db(true_rows: np.ndarray, pred_rows: np.ndarray) -> np.ndarray:
+    """NMSE in dB of predictions ``(n, A, 2K)`` of one report ``(A, 2K)`` (interleaved): per prediction,
+    the mean over antennas of per-row ratios ``‖h − ĥ‖² / ‖h‖²`` (see :mod:`edgestream.csi.metrics`)."""
+    err = np.einsum("nad,nad->na", pred_rows - true_rows, pred_rows - true_rows, dtype=np.float64)
+    ref = np.maximum(np.einsum("ad,ad->a", true_rows, true_rows, dtype=np.float64), 1e-30)
+    return 10.0 * np.log10(np.mean(err / ref, axis=1))
 
 
 @STAGES.register("csi_predict")
@@ -329,13 +330,14 @@ class CSIPredict(Stage):
                 made = {}
             scores = np.zeros(3 * self._net.pred_len)  # model dB | repeat-last dB | scored flags (0: nothing to score)
             if self.score and real:
-                for h in range(1, self._net.pred_len + 1):
-                    earlier = made.get(index - h)
-                    if earlier is not None:
-                        scores[h - 1] = _nmse_db(reports[row], earlier[0][h - 1])
-                        scores[self._net.pred_len + h - 1] = _nmse_db(reports[row], earlier[1])
-                        scores[2 * self._net.pred_len + h - 1] = 1.0
-                        counts["scored"] += 1
+                p = self._net.pred_len
+                hs = [h for h in range(1, p + 1) if index - h in made]
+                if hs:  # all scores of this arrival in one pass: model predictions, then repeat-last
+                    candidates = [made[index - h][0][h - 1] for h in hs] + [made[index - h][1] for h in hs]
+                    db = _nmse_db(reports[row], np.stack(candidates))
+                    for j, h in enumerate(hs):
+                        scores[h - 1], scores[p + h - 1], scores[2 * p + h - 1] = db[j], db[len(hs) + j], 1.0
+                    counts["scored"] += len(hs)
             made[index] = (pred, window[-1])
             made = {k: v for k, v in made.items() if k >= index - self._net.pred_len}
             counts["predictions"] += 1

@@ -6,7 +6,7 @@ Protocol
 --------
 * Data: 3GPP CDL channels from ``sionna-no-rt`` (``edgestream.csi``), carrier 2.4 GHz, 30 kHz SCS,
   32-antenna 4×4 dual-polarised panel, 300 subcarriers, a report every 2.5 ms; 16 history reports
-  → 4 predicted. Training set: CDL-A/C/D × delay spread × speed {1, 10, 30} m/s, AWGN on the
+  → 4 predicted (the edge variants read the newest 8 of the 16). Training set: CDL-A/C/D × delay spread × speed {1, 10, 30} m/s, AWGN on the
   history at an SNR drawn per sample from 0–25 dB (the paper's protocol); 10 % of it held out
   for model selection. Test set: a different seed, CDL-A…E (B and E unseen in training) ×
   delay spread × speed, at fixed SNRs. Channels are cached (``cache_dir("csi")``).
@@ -86,6 +86,7 @@ def train_model(name: str, train: Any, budget: float, seed: int) -> tuple[Any, d
 
     torch.manual_seed(seed)
     model = create_model(name)
+    x = x[:, :, -model.hist_len :]  # edge variants read the newest 8 of the 16 history reports
     model.set_data_stats(*data_stats(x[tr]))
     cfg = TrainConfig(loss="nmse_vector", lr=1e-3, weight_decay=1e-4, batch_size=8, epochs=10_000, patience=None,
                       schedule="plateau", step_size=6, gamma=0.1, max_seconds=budget, num_threads=1, seed=seed,
@@ -101,6 +102,7 @@ def predict(model: Any, data: Any, batch: int = 8) -> np.ndarray:
     from edgestream.csi.layout import deinterleave
 
     x, _ = data.arrays()
+    x = np.ascontiguousarray(x[:, :, -model.hist_len :])
     out = []
     with torch.inference_mode():
         for i in range(0, len(x), batch):
@@ -150,12 +152,12 @@ def cost_and_latency(models: dict[str, Any], quick: bool) -> None:
         emit("params", int(sum(p.numel() for p in meta.parameters())), "count", model=name)
         emit("flops", count_flops(meta), "FLOP", model=name, antennas=32,
              note="matmul/conv/attention FLOPs (2 per multiply-add) of one 32-antenna prediction")
-    x = torch.randn(1, 32, 16, 600)
     for name in names:
         model = models.get(name)
         if model is None:
             torch.manual_seed(0)
             model = create_model(name).eval()
+        x = torch.randn(1, 32, model.hist_len, 600)
         runs = (3 if quick else 5) if name in ("csi4cast_tdd", "csi4cast_fdd") else (60 if quick else 300)
         wall, cpu = [], []
         with torch.inference_mode():
@@ -186,7 +188,7 @@ def ort_latency(name: str, model: Any, quick: bool) -> None:
     from edgestream.core.device import load_profile
     from edgestream.runners.backend import make_backend
 
-    example = np.zeros((1, 32, 16, 600), np.float32)
+    example = np.zeros((1, 32, model.hist_len, 600), np.float32)
     try:
         run = make_backend(model, example, load_profile("cpu"), backend="onnxruntime", model_name=name)
     except Exception as exc:  # report, do not hide
@@ -211,6 +213,8 @@ def main(argv: list[str] | None = None) -> int:
                         "(default 150 quick, 900 full)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--save-checkpoint", default=None, help="write the trained csi4cast_edge here")
+    parser.add_argument("--latency-only", action="store_true",
+                        help="only parameters, FLOPs and latency (untrained weights: latency does not depend on them)")
     args = parser.parse_args(argv)
     budget = args.budget if args.budget is not None else (150.0 if args.quick else 900.0)
 
@@ -219,6 +223,10 @@ def main(argv: list[str] | None = None) -> int:
     from edgestream.models import create_model
 
     torch.set_num_threads(1)
+    if args.latency_only:
+        torch.manual_seed(args.seed)
+        cost_and_latency({name: create_model(name).eval() for name in ("csi_repeat_last", *TRAINED)}, args.quick)
+        return 0
     train, tests, info = datasets(args.quick, args.seed)
     emit("dataset_seconds", round(info.pop("seconds"), 1), "s", **info, quick=args.quick)
     models: dict[str, Any] = {"csi_repeat_last": create_model("csi_repeat_last").eval()}

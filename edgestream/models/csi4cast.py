@@ -172,10 +172,11 @@ FDD = dict(
     arl_subcarrier_activation="relu", embed_width=128, embed_groups=8, embed_blocks=4, attention="cbam",
     attention_ratio=1, time_features=4, layers=4, heads=4, ff=2048, dropout=0.2,
 )
-# Edge: the same architecture shrunk until 32 antenna rows run in well under one report period
-# (2.5 ms) on one CPU core; measured in benchmarks/csi_predict.py.
+# Edge: the same architecture shrunk towards one report period (2.5 ms) for 32 antenna rows on one
+# CPU core (measured in benchmarks/csi_predict.py). Its cost is dominated by passes over the
+# (rows, history, 600) tensors, so the history is the newest 8 reports (of the 16 the runner keeps).
 EDGE = dict(
-    d_model=64, denoiser_levels=2, arl_depth=1, arl_hidden=16, arl_mode="plain", arl_activation="none",
+    hist_len=8, d_model=64, denoiser_levels=2, arl_depth=1, arl_hidden=16, arl_mode="plain", arl_activation="none",
     arl_subcarrier=False, embed_width=4, embed_groups=2, embed_blocks=1, attention="se", attention_ratio=2,
     time_features=0, layers=1, heads=4, ff=128, dropout=0.1, grid_stride=10, skip=True,
 )
@@ -196,7 +197,7 @@ def csi4cast_fdd(**overrides: Any) -> CSI4CAST:
 
 @register_model(family="csi4cast", kind="predictor", duplex="TDD", edge=True)
 def csi4cast_edge(**overrides: Any) -> CSI4CAST:
-    """CSI-4CAST edge variant: every block kept at small width, 2-D parts on a 10× coarser subcarrier grid."""
+    """CSI-4CAST edge variant: every block kept, small widths, 8-report history, 2-D parts on a 10× coarser grid."""
     return CSI4CAST(**(EDGE | overrides))
 
 

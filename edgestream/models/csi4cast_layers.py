@@ -182,6 +182,8 @@ class ARLayer(nn.Module):
         self.drop = nn.Dropout(0.1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.mode == "plain" and len(self.mlp) == 2 and self.axis == x.ndim - 2:
+            return self.drop(self._linear_norm(x))
         out = self.mlp.along(x, self.axis)
         if self.mode == "multiply":
             out = out * x
@@ -197,6 +199,23 @@ class ARLayer(nn.Module):
             var = centred.square().mean(dim=self.axis, keepdim=True)
             out = centred * torch.rsqrt(var + self.norm.eps) * self.norm.weight.reshape(shape) + self.norm.bias.reshape(shape)
         return self.drop(out)
+
+    def _linear_norm(self, x: torch.Tensor) -> torch.Tensor:
+        """One linear layer then the layer norm, both over axis -2, in few passes over ``x``.
+
+        The norm's centring is folded into the linear map (``W − mean_rows(W)``, ``b − mean(b)``
+        give the centred output directly), so only the variance needs a reduction. Equal to the
+        general path (tested).
+        """
+        linear, act = self.mlp[0], self.mlp[1]
+        if not isinstance(act, nn.Identity):
+            centred = act(torch.matmul(linear.weight, x) + linear.bias[:, None])
+            centred = centred - centred.mean(dim=-2, keepdim=True)
+        else:
+            w = linear.weight - linear.weight.mean(dim=0, keepdim=True)
+            centred = torch.matmul(w, x) + (linear.bias - linear.bias.mean())[:, None]
+        scale = torch.rsqrt(centred.square().mean(dim=-2, keepdim=True) + self.norm.eps)  # (..., 1, D)
+        return torch.addcmul(self.norm.bias[:, None], centred * self.norm.weight[:, None], scale)
 
 
 class ARL(nn.Module):

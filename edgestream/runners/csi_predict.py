@@ -2,8 +2,8 @@
 earlier predictions when the reports they predicted arrive; ``csi_score`` turns those scores into
 a live ``CSIMetrics`` stream.
 
-``csi_predict`` state (one per stream, a value): the last ``hist_len`` reports with their report
-indices, the last ``pred_len`` predictions awaiting their true reports, and counters. Report
+``csi_predict`` state (one per stream, a value): the last ``history`` reports (16; at least the
+model's ``hist_len``, the reports it reads) with their report indices, the last ``pred_len`` predictions awaiting their true reports, and counters. Report
 indices come from the producer's ``counter`` channel when the stream has one, else from the
 timestamps (``round((t − t₀) · rate)``), so lost, late and duplicated reports are recognised:
 
@@ -24,8 +24,8 @@ report index they were made at, and for ``h = 1 … pred_len`` the NMSE (dB) of 
 values are then 0, so every value on the stream stays finite). Scores compare against the
 *reported* CSI (with whatever noise the reports carry).
 
-Until ``hist_len`` reports are in, the history is padded by repeating its oldest report and the
-outputs are flagged ``warming``.
+Until the model's ``hist_len`` reports are in, its input is padded by repeating the oldest report
+held and the outputs are flagged ``warming``.
 """
 
 from __future__ import annotations
@@ -57,11 +57,12 @@ def derived_info(stage: Stage, info: StreamInfo, kind: str, names: list[str], ty
     )
 
 
-def _nmse_db(true_rows: np.ndarray, pred_rows: np.ndarray) -> float:
-    """NMSE in dB of one report ``(A, 2K)`` interleaved: mean over antennas of per-row ratios."""
-    err = np.sum((pred_rows.astype(np.float64) - true_rows) ** 2, axis=-1)
-    ref = np.maximum(np.sum(true_rows.astype(np.float64) ** 2, axis=-1), 1e-30)
-    return float(10.0 * np.log10(np.mean(err / ref)))
+def _nmse_db(true_rows: np.ndarray, pred_rows: np.ndarray) -> np.ndarray:
+    """NMSE in dB of predictions ``(n, A, 2K)`` of one report ``(A, 2K)`` (interleaved): per prediction,
+    the mean over antennas of per-row ratios ``‖h − ĥ‖² / ‖h‖²`` (see :mod:`edgestream.csi.metrics`)."""
+    err = np.einsum("nad,nad->na", pred_rows - true_rows, pred_rows - true_rows, dtype=np.float64)
+    ref = np.maximum(np.einsum("ad,ad->a", true_rows, true_rows, dtype=np.float64), 1e-30)
+    return 10.0 * np.log10(np.mean(err / ref, axis=1))
 
 
 @STAGES.register("csi_predict")
@@ -80,6 +81,9 @@ class CSIPredict(Stage):
         Default: the device profile's choice (ONNX Runtime falls back to torch, logged, if export fails).
     n_antennas, n_subcarriers : int, optional
         Report shape when the input stream has no ``desc/csi`` block (otherwise read from it).
+    history : int
+        Reports kept per stream (the model reads its newest ``hist_len`` of them); late reports are
+        accepted while they are within this history.
     max_fill : int
         Longest run of lost reports filled by holding the newest one; longer gaps apply ``gap_policy``.
     zero_is_drop : bool
@@ -98,6 +102,7 @@ class CSIPredict(Stage):
         backend: str | None = None,
         n_antennas: int | None = None,
         n_subcarriers: int | None = None,
+        history: int = 16,
         max_fill: int = 4,
         zero_is_drop: bool = True,
         score: bool = True,
@@ -110,6 +115,7 @@ class CSIPredict(Stage):
         self.backend = check_value(backend, (None, "torch", "onnxruntime"), "backend")
         self.n_antennas = n_antennas
         self.n_subcarriers = n_subcarriers
+        self.history = check_number(history, "history", low=1, integer=True)
         self.max_fill = check_number(max_fill, "max_fill", low=0, integer=True)
         self.zero_is_drop = zero_is_drop
         self.score = score
@@ -165,6 +171,11 @@ class CSIPredict(Stage):
         example = np.zeros((1, layout.n_antennas, net.hist_len, layout.row_size), np.float32)
         self._run = make_backend(net.float().eval(), example, self.context.device, self.backend, model_name=self._model_name)
         self._run(example)  # dry run: fails at build time, not at the first report
+        if self.history < net.hist_len:
+            raise ValidationError(
+                f"csi_predict history must be at least the model's input length ({net.hist_len} reports); got "
+                f"{self.history}. Set history: {net.hist_len} or more."
+            )
         self._net = net
         self._columns = columns
         self.warmup_samples = net.hist_len
@@ -190,13 +201,13 @@ class CSIPredict(Stage):
     # --- state ---------------------------------------------------------------------------
     def init_state(self) -> dict[str, Any]:
         layout = self._require().layout
-        h = self._net.hist_len
+        h = self.history
         return {
             "history": np.zeros((h, layout.n_antennas, layout.row_size), np.float32),  # oldest → newest
             "hist_index": np.full(h, -1, np.int64),  # report index of each slot (-1: empty)
             "hist_real": np.zeros(h, bool),  # slot holds a received report (not a held copy)
             "filled": 0,  # slots holding data
-            "fresh": 0,  # reports since the last reset/rewarm (warming until hist_len)
+            "fresh": 0,  # reports since the last reset/rewarm (warming until the model's hist_len)
             "last": None,  # newest report index
             "t0": None,  # timestamp of report index 0 (timestamp-derived indices)
             "counter_offset": 0,  # added to the counter channel after it wrapped
@@ -256,7 +267,7 @@ class CSIPredict(Stage):
         # State is a value: copy the containers we update; arrays are replaced, never written in place.
         state = dict(state, counts=dict(state["counts"]))
         made = dict(state["made"])  # predictions awaiting their reports, as of the start of the chunk
-        layout, hist_len = cols.layout, self._net.hist_len
+        layout, keep, hist_len = cols.layout, self.history, self._net.hist_len
         reports = cols.layout.to_reports(chunk.data[:, cols.start : cols.start + layout.n_values])
         indices = self._indices(chunk, state)
         counts = state["counts"]
@@ -270,7 +281,7 @@ class CSIPredict(Stage):
             reset, pending_reset = pending_reset, False
             last = state["last"]
             if last is not None and index <= last:
-                if last - index >= hist_len + self._net.pred_len:  # producer restarted
+                if last - index >= keep + self._net.pred_len:  # producer restarted
                     state, reset, last = self._reset(state), True, None
                 else:
                     pending_reset = reset
@@ -289,7 +300,7 @@ class CSIPredict(Stage):
                 if missing > self.max_fill and self.gap_policy == "reset":
                     state, reset = self._reset(state), True
                 else:
-                    for j in range(min(missing, hist_len)):
+                    for j in range(min(missing, keep)):
                         self._push(state, state["history"][-1], last + 1 + j, False)
                     counts["imputed"] += missing
                     if missing > self.max_fill and self.gap_policy == "rewarm":
@@ -303,7 +314,7 @@ class CSIPredict(Stage):
                 self._push(state, report, index, True)
             state["last"] = index
             state["fresh"] += 1
-            window = state["history"]
+            window = state["history"][keep - hist_len :]  # the model's input: the newest hist_len reports
             if state["filled"] < hist_len:  # pad by repeating the oldest report held
                 first = hist_len - state["filled"]
                 window = np.concatenate([np.repeat(window[first : first + 1], first, axis=0), window[first:]])
@@ -319,13 +330,14 @@ class CSIPredict(Stage):
                 made = {}
             scores = np.zeros(3 * self._net.pred_len)  # model dB | repeat-last dB | scored flags (0: nothing to score)
             if self.score and real:
-                for h in range(1, self._net.pred_len + 1):
-                    earlier = made.get(index - h)
-                    if earlier is not None:
-                        scores[h - 1] = _nmse_db(reports[row], earlier[0][h - 1])
-                        scores[self._net.pred_len + h - 1] = _nmse_db(reports[row], earlier[1])
-                        scores[2 * self._net.pred_len + h - 1] = 1.0
-                        counts["scored"] += 1
+                p = self._net.pred_len
+                hs = [h for h in range(1, p + 1) if index - h in made]
+                if hs:  # all scores of this arrival in one pass: model predictions, then repeat-last
+                    candidates = [made[index - h][0][h - 1] for h in hs] + [made[index - h][1] for h in hs]
+                    db = _nmse_db(reports[row], np.stack(candidates))
+                    for j, h in enumerate(hs):
+                        scores[h - 1], scores[p + h - 1], scores[2 * p + h - 1] = db[j], db[len(hs) + j], 1.0
+                    counts["scored"] += len(hs)
             made[index] = (pred, window[-1])
             made = {k: v for k, v in made.items() if k >= index - self._net.pred_len}
             counts["predictions"] += 1

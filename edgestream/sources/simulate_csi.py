@@ -32,6 +32,7 @@ from edgestream.sources.publisher import Publisher
 log = logging.getLogger(__name__)
 
 DROP_MODES = ("zero", "skip")
+BLOCK_REPORTS = 20  # reports the publisher generates at a time
 
 
 def csi_layout(config: CSIConfig, noise: NoiseConfig, seed: int, drop_mode: str) -> CSILayout:
@@ -146,9 +147,16 @@ class CSISimulator(Publisher):
             log.warning("CSI simulator %r: no consumer after %.1f s; publishing anyway", self.name, self.wait_for_consumer)
         self.t0 = t0 = local_clock()
         k = 0
+        ahead: list[np.ndarray] = []  # reports generated ahead of time: (data, indices, dropped)
         while not self._stop.is_set() and (total is None or k < total):
             n = chunk if total is None else min(chunk, total - k)
-            data, indices, dropped = self.generator.generate(n)  # computed before it is due
+            if not ahead or len(ahead[1]) < n:
+                # generate in blocks (one CDL evaluation per ~50 ms of reports is far cheaper than per report)
+                block = max(n, BLOCK_REPORTS) if total is None else min(max(n, BLOCK_REPORTS), total - k)
+                new = self.generator.generate(block - (len(ahead[1]) if ahead else 0))
+                ahead = [np.concatenate([a, b]) for a, b in zip(ahead, new)] if ahead else list(new)
+            data, indices, dropped = (a[:n] for a in ahead)
+            ahead = [a[n:] for a in ahead]
             wait = t0 + (k + n - 1) / rate - local_clock()  # the chunk's newest report exists from then
             if wait > 0 and self._stop.wait(wait):
                 break

@@ -50,21 +50,22 @@ def test_paper_models_forward_shape_on_one_row(name):
 def test_small_predictors_shapes_rows_and_samples(name):
     torch.manual_seed(0)
     model = create_model(name).eval()
+    t = model.hist_len
     with torch.no_grad():
-        assert model(torch.randn(3, 32, 16, 600)).shape == (3, 32, 4, 600)
-        assert model(torch.randn(5, 16, 600)).shape == (5, 4, 600)
+        assert model(torch.randn(3, 32, t, 600)).shape == (3, 32, 4, 600)
+        assert model(torch.randn(5, t, 600)).shape == (5, 4, 600)
 
 
 def test_wrong_input_shape_is_a_clear_error():
     model = create_model("csi4cast_edge")
-    with pytest.raises(DataError, match=r"input must be \(B, 16, 600\) or \(B, A, 16, 600\).*got shape \(2, 16, 300\)"):
-        model(torch.randn(2, 16, 300))
+    with pytest.raises(DataError, match=r"input must be \(B, 8, 600\) or \(B, A, 8, 600\).*got shape \(2, 8, 300\)"):
+        model(torch.randn(2, 8, 300))
 
 
 def test_normalisation_is_per_sample_not_across_the_batch():
     torch.manual_seed(0)
     model = create_model("csi4cast_edge").eval()
-    a, b = torch.randn(1, 32, 16, 600), 50.0 * torch.randn(1, 32, 16, 600)
+    a, b = torch.randn(1, 32, 8, 600), 50.0 * torch.randn(1, 32, 8, 600)
     with torch.no_grad():
         alone = model(a)
         together = model(torch.cat([a, b]))[:1]
@@ -96,7 +97,7 @@ def test_gru_residual_starts_near_repeat_last():
 def test_edge_skip_starts_as_repeat_last_and_paper_configs_have_none():
     edge = create_model("csi4cast_edge")
     assert edge.skip is not None and float(edge.skip.weight.detach()[:, -1].sum()) == 4.0
-    x = torch.randn(2, 8, 16, 600)
+    x = torch.randn(2, 8, 8, 600)
     with torch.no_grad():  # untrained, the edge variant is exactly repeat-last
         torch.testing.assert_close(edge.eval()(x), x[:, :, -1:].expand(-1, -1, 4, -1), rtol=1e-4, atol=1e-4)
     with torch.device("meta"):
@@ -145,6 +146,18 @@ def test_arl_along_time_equals_transposed_definition():
     torch.testing.assert_close(layer(x), expected, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("activation", ["none", "tanh"])
+def test_arl_single_linear_fast_path_equals_definition(activation):
+    torch.manual_seed(0)
+    layer = ARLayer(8, depth=1, hidden=8, mode="plain", out_activation=activation, axis=1).eval()
+    with torch.no_grad():
+        layer.norm.weight.uniform_(0.5, 1.5)
+        layer.norm.bias.uniform_(-0.5, 0.5)
+    x = torch.randn(4, 8, 600)
+    expected = layer.norm(layer.mlp(x.transpose(1, 2))).transpose(1, 2)
+    torch.testing.assert_close(layer(x), expected, rtol=1e-4, atol=1e-5)
+
+
 def test_token_conv_equals_circular_conv1d():
     torch.manual_seed(0)
     emb = CSIEmbedding(16, 600, 32, 4, 2, 1, "se", 2, 0, 0.0, 10)
@@ -156,7 +169,7 @@ def test_token_conv_equals_circular_conv1d():
 def test_head_contraction_order_equals_head_then_time_linear():
     torch.manual_seed(0)
     model = create_model("csi4cast_edge", skip=False).eval()
-    e = torch.randn(5, 16, 64)
+    e = torch.randn(5, model.hist_len, 64)
     reference = model.time_head(model.head(e).transpose(1, 2)).transpose(1, 2)
     a, c = model.time_head.weight, model.time_head.bias
     fast = F.linear(a @ e, model.head.weight) + a.sum(dim=1)[:, None] * model.head.bias + c[:, None]

@@ -112,7 +112,7 @@ def test_short_gap_is_filled_by_holding_and_counted():
     held = reports.copy()
     held[30] = held[31] = reports[29]
     with torch.no_grad():
-        window = torch.as_tensor(held[17:33].transpose(1, 0, 2))[None]
+        window = torch.as_tensor(held[25:33].transpose(1, 0, 2))[None]  # the edge variant reads 8 reports
         expected = stage._net(window)[0].numpy().transpose(1, 0, 2)
     row = int(np.flatnonzero(index == 32)[0])
     np.testing.assert_allclose(preds[row], expected, rtol=1e-4, atol=1e-5)
@@ -154,7 +154,7 @@ def test_late_report_replaces_the_held_value():
     assert state["counts"]["late"] == 1 and len(index) == 39 and 31 not in index.astype(int)
     # the prediction at 33 sees the real report 31 (not the held copy)
     with torch.no_grad():
-        expected = stage._net(torch.as_tensor(reports[18:34].transpose(1, 0, 2))[None])[0].numpy().transpose(1, 0, 2)
+        expected = stage._net(torch.as_tensor(reports[26:34].transpose(1, 0, 2))[None])[0].numpy().transpose(1, 0, 2)
     np.testing.assert_allclose(preds[int(np.flatnonzero(index == 33)[0])], expected, rtol=1e-4, atol=1e-5)
 
 
@@ -174,6 +174,8 @@ def test_build_errors_name_the_problem():
         built({"model": "reference_conv"}, chunk.info)
     with pytest.raises(ValidationError, match=r"predicts 300 subcarriers; stream 'sim' carries 150"):
         built({"model": "csi_repeat_last", "n_antennas": 4, "n_subcarriers": 150}, chunk.info)
+    with pytest.raises(ValidationError, match=r"history must be at least the model's input length \(16 reports\); got 8"):
+        built({"model": "csi_gru", "history": 8}, chunk.info)
     bare = chunk.info.replace(desc={})
     with pytest.raises(ValidationError, match=r"must describe its CSI layout in desc\['csi'\]"):
         built({"model": "csi_repeat_last"}, bare)

@@ -104,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--nodes", type=int, nargs="+", default=[2, 3, 4])
     ap.add_argument("--frames", type=int, default=None, help="frames timed per latency measurement")
     ap.add_argument("--no-ray", action="store_true", help="skip the Ray cluster latency part")
+    ap.add_argument("--no-other", action="store_true", help="sub-model heads without the extra 'other' class (to compare)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
@@ -141,14 +142,15 @@ def main(argv: list[str] | None = None) -> int:
             finetune=TrainConfig(epochs=1 if quick else 8, batch_size=128, lr=1e-3, patience=3, distill_alpha=0.5,
                                  max_seconds=per_split, seed=args.seed),
             fusion=TrainConfig(epochs=10 if quick else 40, batch_size=256, lr=2e-3, patience=6, seed=args.seed),
-            seed=args.seed,
+            other=not args.no_other, seed=args.seed,
         )
         t0 = time.perf_counter()
         plan = make_plan(dense, args.model, train, val, devices, work / f"split{n}", cfg, FASHION_MNIST_CLASSES)
         plans[n] = plan
         acc = accuracy(plan, xt, yt)
         sizes = plan.per_device_size_mb()
-        emit("accuracy", acc, "fraction", model="split", nodes=n, vs_dense_points=round(100 * (acc - dense_acc), 2),
+        emit("accuracy", acc, "fraction", model="split", nodes=n, other_class=not args.no_other,
+             vs_dense_points=round(100 * (acc - dense_acc), 2),
              target_within_points=2.0, plan_seconds=round(time.perf_counter() - t0, 1), quick=quick)
         emit("size_total", sum(sizes.values()), "MB", model="split", nodes=n, quick=quick)
         emit("size_per_device_max", max(sizes.values()), "MB", model="split", nodes=n,

@@ -62,7 +62,7 @@ class LatencyStats:
             return _LO
         if i > _BINS:
             return self.max
-        return float(math.sqrt(_EDGES[i - 1] * _EDGES[i]))  # geometric bin centre
+        return min(float(math.sqrt(_EDGES[i - 1] * _EDGES[i])), self.max)  # geometric bin centre, never above the max
 
     def summary(self) -> dict[str, float]:
         """Whole-run statistics in milliseconds: p50, p99, max, mean, and the count."""

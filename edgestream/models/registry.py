@@ -37,7 +37,7 @@ def register_model(fn: Callable[..., Any] | None = None, **tags: Any):
     return decorate
 
 
-def create_model(name: str, *, device: Any = None, dtype: Any = None, **overrides: Any) -> Any:
+def create_model(name: str, /, *, device: Any = None, dtype: Any = None, **overrides: Any) -> Any:
     """Create a registered model by name with keyword overrides of its configuration.
 
     ``device``/``dtype`` move the module after construction (never ``.cuda()`` inside models).

@@ -50,14 +50,14 @@ class Node:
             self.process(chunk)
 
     def process(self, chunk: Chunk) -> None:
-        self.samples_in += chunk.n_times
+        self.samples_in += _count(chunk)
         t0 = self.clock()
         if self.is_sink:
             self.component.write(chunk)
             now = self.clock()
             self.compute.add(now - t0)
             if chunk.n_times:
-                self.samples_out += chunk.n_times
+                self.samples_out += _count(chunk)
                 self.latency.add(now - chunk.newest)
             return
         stage: Stage = self.component
@@ -75,12 +75,17 @@ class Node:
             if warming and not out.warming:
                 out.warming = True
             if out.n_times:
-                self.samples_out += out.n_times
+                self.samples_out += _count(out)
                 self.latency.add(now - out.newest)
             # Chunks of an extra output stream go only to the nodes reading that port.
             port = next((p for p, info in extra.items() if info is out.info), None) if extra else None
             for child in self.children if port is None else self.port_children.get(port, ()):
                 child.push(out)
+
+
+def _count(chunk: Chunk) -> int:
+    """Samples of a continuous chunk; a window chunk counts as one (windows overlap)."""
+    return 1 if chunk.info.window else chunk.n_times
 
 
 class SourceNode:

@@ -30,14 +30,15 @@ from edgestream.train.metrics import classification_metrics
 
 log = logging.getLogger(__name__)
 
-LOSSES = ("ce", "bce", "mse", "nmse")
+LOSSES = ("ce", "bce", "mse", "nmse", "nmse_vector")
 
 
 @dataclasses.dataclass
 class TrainConfig:
     """Training protocol. Every field is a plain value so it can be stored in a manifest."""
 
-    loss: str = "ce"  # "ce" cross entropy, "bce" BCE-with-logits on one-hot targets, "mse", "nmse"
+    loss: str = "ce"  # "ce", "bce" (BCE-with-logits on one-hot targets), "mse", "nmse" (per item), "nmse_vector"
+    # ("nmse_vector": mean over all leading axes of ||pred − target||² / ||target||² along the last axis)
     lr: float = 1e-3  # Adam learning rate
     betas: tuple[float, float] = (0.9, 0.999)  # Adam betas
     weight_decay: float = 0.0  # Adam weight decay (L2)
@@ -125,7 +126,10 @@ def loss_fn(kind: str, n_classes: int | None = None) -> Callable[[torch.Tensor, 
         dims = tuple(range(1, target.ndim))
         return ((pred - target).pow(2).sum(dims) / target.pow(2).sum(dims).clamp_min(1e-12)).mean()
 
-    return nmse
+    def nmse_vector(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return ((pred - target).pow(2).sum(-1) / target.pow(2).sum(-1).clamp_min(1e-12)).mean()
+
+    return nmse if kind == "nmse" else nmse_vector
 
 
 def _progress(total: int, enabled: bool | None, desc: str):

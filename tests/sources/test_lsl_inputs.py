@@ -57,7 +57,7 @@ def test_config_errors_name_the_argument():
     """Bad configuration is refused in the constructor with the argument, rule, value and a fix."""
     with pytest.raises(ConfigError, match="needs at least one of name, type, source_id or predicate"):
         LSLSource()
-    with pytest.raises(ConfigError, match="nonfinite must be one of 'error', 'drop', 'zero'; got 'nan'"):
+    with pytest.raises(ConfigError, match="nonfinite must be one of 'error', 'drop', 'zero', 'keep'; got 'nan'"):
         LSLSource(type="EEG", nonfinite="nan")
     with pytest.raises(ConfigError, match=r"lost_after must be longer than stall_after \(2.0 s\); got 1.0"):
         LSLSource(type="EEG", stall_after=2.0, lost_after=1.0)
@@ -106,9 +106,10 @@ def test_unknown_channel_pick_suggests_names(uid):
 
 def test_nonfinite_policies(uid):
     """NaN/inf samples: 'error' raises DataError naming count, channel and fix; 'drop' removes
-    exactly the bad samples (counted, chunk flagged as gap); 'zero' replaces the values (counted)."""
+    exactly the bad samples (counted, chunk flagged as gap); 'zero' replaces the values (counted);
+    'keep' delivers them unchanged (counted)."""
     w = outlet(uid, labels=("C3", "Cz", "C4", "Pz"))
-    policies = {p: started(LSLSource(source_id=uid, timeout=2, nonfinite=p)) for p in ("error", "drop", "zero")}
+    policies = {p: started(LSLSource(source_id=uid, timeout=2, nonfinite=p)) for p in ("error", "drop", "zero", "keep")}
     x = np.ones((10, 4), np.float32)
     x[3, 2], x[7, 0] = np.nan, np.inf
     t0 = local_clock()
@@ -125,6 +126,9 @@ def test_nonfinite_policies(uid):
     zeroed = concat(read_n(policies["zero"], 10))
     assert policies["zero"].nonfinite_replaced == 2 and zeroed.data[3, 2] == 0 and zeroed.data[7, 0] == 0
     assert policies["zero"].drops.total == 0 and not zeroed.gap
+    kept_as_is = concat(read_n(policies["keep"], 10))
+    assert policies["keep"].nonfinite_kept == 2 and np.isnan(kept_as_is.data[3, 2]) and np.isinf(kept_as_is.data[7, 0])
+    assert policies["keep"].drops.total == 0 and not kept_as_is.gap
     for src in policies.values():
         src.stop()
     w.close()

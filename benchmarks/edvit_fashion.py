@@ -21,6 +21,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import shutil
 import statistics
 import sys
 import tempfile
@@ -141,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--scale-model", default=None, help="larger ViT whose 1/N sub-model compute latency is also measured "
                     "(default vit_tiny_224 in quick mode, vit_small_224 otherwise; 'none' to skip)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", default=None, help="keep the dense checkpoint and the plans here (default: a temporary directory, removed)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s: %(message)s")
     logging.getLogger("ray").setLevel(logging.WARNING)
@@ -166,7 +168,17 @@ def main(argv: list[str] | None = None) -> int:
     emit("accuracy", dense_acc, "fraction", model="dense", nodes=1, train_seconds=round(res.seconds, 1), epochs=len(res.history), quick=quick)
     emit("size_total", dense_mb, "MB", model="dense", nodes=1, quick=quick)
 
-    work = Path(tempfile.mkdtemp(prefix="edvit_bench_"))
+    work = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="edvit_bench_"))
+    try:
+        return _splits(args, dense, dense_acc, dense_mb, train, val, xt, yt, work, n_frames, budget)
+    finally:
+        if not args.out:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def _splits(args: argparse.Namespace, dense: torch.nn.Module, dense_acc: float, dense_mb: float, train: tuple,
+            val: tuple, xt: torch.Tensor, yt: torch.Tensor, work: Path, n_frames: int, budget: float) -> int:
+    quick = args.quick
     dense_ckpt = save_checkpoint(work / "dense.pt", dense, args.model, dense.config)
     per_split = 0.6 * budget / max(1, sum(args.nodes))  # seconds per sub-model fine-tune
     plans: dict[int, SplitPlan] = {}

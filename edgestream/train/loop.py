@@ -198,6 +198,7 @@ def fit(
         sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=cfg.gamma, patience=max(1, cfg.step_size // 2))
 
     best_score, best_epoch, best_state = -math.inf, 0, copy.deepcopy(model.state_dict())
+    best_key: tuple[float, float] = (-math.inf, -math.inf)
     history: list[dict[str, float]] = []
     bar = _progress(cfg.epochs, cfg.progress, type(model).__name__)
     start = time.perf_counter()
@@ -226,14 +227,17 @@ def fit(
             val = evaluate(model, val_ds, loss=cfg.loss, batch_size=max(cfg.batch_size, 64), device=cfg.device)
             row |= {"val_loss": val["loss"]} | ({"val_accuracy": val["accuracy"]} if classify else {})
             score = val["accuracy"] if monitor == "accuracy" else -val["loss"]
+            # small validation sets tie on accuracy often: break ties by the lower validation loss
+            key = (score, -val["loss"])
         else:
             score = -row["train_loss"]
+            key = (score, score)
         row["seconds"] = time.perf_counter() - t0
         history.append(row)
         if on_epoch:
             on_epoch(row)
-        if score > best_score:
-            best_score, best_epoch, best_state = score, epoch, copy.deepcopy(model.state_dict())
+        if key > best_key:
+            best_key, best_score, best_epoch, best_state = key, score, epoch, copy.deepcopy(model.state_dict())
         if bar is not None:
             bar.set_postfix({k: f"{v:.4g}" for k, v in row.items() if k in ("train_loss", "val_loss", "val_accuracy")})
             bar.update(1)

@@ -74,3 +74,28 @@ def assert_streaming_equals_offline(
         assert off.data.shape == on.data.shape, f"shapes differ: offline {off.data.shape}, streamed {on.data.shape}"
         np.testing.assert_allclose(on.data, off.data, rtol=rtol, atol=atol)
         np.testing.assert_array_equal(on.timestamps, off.timestamps)
+
+
+def randomize_norm_stats(module: Any, seed: int = 0, gain: tuple[float, float] = (1.0, 2.5), shift: tuple[float, float] = (0.2, 1.0)) -> Any:
+    """Give every BatchNorm layer of ``module`` non-trivial running statistics and affine parameters.
+
+    Freshly built models have identity BatchNorms (mean 0, var 1, weight 1, bias 0), so eval-mode
+    tests would not exercise them, and spiking layers behind them rarely reach threshold. This
+    sets them deterministically from ``seed``: running mean in [-0.3, 0.3], variance in [0.5, 2],
+    weight in ``gain``, bias in ``shift``. Returns ``module``.
+    """
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in module.modules():
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.running_mean is not None:
+                def draw(t: Any, lo: float, hi: float) -> Any:
+                    return (torch.rand(t.shape, generator=gen, dtype=torch.float64) * (hi - lo) + lo).to(t)
+
+                m.running_mean.copy_(draw(m.running_mean, -0.3, 0.3))
+                m.running_var.copy_(draw(m.running_var, 0.5, 2.0))
+                if m.affine:
+                    m.weight.copy_(draw(m.weight, *gain))
+                    m.bias.copy_(draw(m.bias, *shift))
+    return module

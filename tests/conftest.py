@@ -24,6 +24,13 @@ from edgestream.core.paths import data_dir  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
+try:  # one intra-op thread: CI has 2 cores and several test processes (simulators, players) share them
+    import torch  # noqa: E402
+
+    torch.set_num_threads(1)
+except ImportError:  # pragma: no cover - torch is a hard dependency
+    pass
+
 
 @pytest.fixture
 def rng() -> np.random.Generator:

@@ -33,8 +33,9 @@ def _format_confusion(cm: list[list[int]], classes: list[str]) -> str:
 @click.argument("family")
 @click.option("--data", "data", required=True, multiple=True, metavar="FILE|DIR",
               help="Calibration recording(s): XDF (EEG + marker stream), FIF/EDF/BDF/GDF, or directories of them. Repeatable.")
-@click.option("--events", required=True, metavar="A,B[,...]",
-              help="Classes, in label order: names (aliases: left=T1/769, right=T2/770, ...) or explicit 'left=T1|L,right=T2'.")
+@click.option("--events", default=None, metavar="A,B[,...]",
+              help="Classes, in label order: names (aliases: left=T1/769, right=T2/770, ...) or explicit 'left=T1|L,right=T2'. "
+                   "Required for recordings; dataset families (mptsnet) take the classes from the data.")
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False), help="Checkpoint to write (e.g. model.pt).")
 @click.option("--window", type=float, default=None, help="Trial / live window length in seconds [recipe default, 4].")
 @click.option("--tmin", type=float, default=0.0, show_default=True, help="Trial start relative to the event, seconds.")
@@ -60,19 +61,41 @@ def command(family: str, data: tuple[str, ...], events: str, out: str, window: f
             lr: float | None, batch_size: int | None, patience: int | None, val_fraction: float, split: str, seed: int,
             include: str | None, stream: str | None, marker_stream: str | None, model_args: tuple[str, ...],
             progress: bool | None) -> None:
-    """Train a FAMILY model (e.g. dbconformer) on calibration recordings.
+    """Train a FAMILY model (e.g. dbconformer) on calibration recordings, or on a labelled dataset.
 
     \b
-    Example:
+    Examples:
       edgestream train dbconformer --data calib.xdf --events left,right --window 4 --out model.pt
       edgestream run assets/pipelines/mi_dbconformer.yaml --set model.checkpoint=model.pt
+      edgestream train mptsnet --data DIR/JapaneseVowels --out jv.pt      # UEA .ts train/test files
 
     The model is selected on a held-out validation split of the calibration trials (early
     stopping); its accuracy, balanced accuracy, kappa and confusion matrix are printed and saved
     in the checkpoint manifest with the alignment state and the preprocessing.
     """
+    from edgestream.core.errors import ConfigError
     from edgestream.train.calibration import calibrate
+    from edgestream.train.recipes import get_recipe
 
+    recipe = get_recipe(family)
+    if recipe.train_dataset is not None:
+        recording_only = {"--events": events, "--window": window, "--tmin": tmin or None, "--l-freq": l_freq,
+                          "--h-freq": h_freq, "--notch": notch or None, "--align/--no-align": align,
+                          "--split": None if split == "chronological" else split, "--include": include,
+                          "--stream": stream, "--marker-stream": marker_stream}
+        given = [name for name, value in recording_only.items() if value is not None]
+        if given:
+            raise ConfigError(f"options {', '.join(given)} must be left out for {family!r}, which trains on a labelled "
+                              f"dataset directory, not recordings; got them set. Remove them.")
+        report = recipe.train_dataset(
+            data=list(data), out=out, epochs=epochs, lr=lr, batch_size=batch_size, patience=patience,
+            val_fraction=val_fraction, seed=seed, model_args=_parse_model_args(model_args), progress=progress,
+        )
+        _echo_dataset_report(report)
+        return
+    if not events:
+        raise ConfigError(f"--events must name the classes for {family!r}, which trains on event-locked recordings; got "
+                          "none. For example --events left,right.")
     result = calibrate(
         family, list(data), events, out, window=window, tmin=tmin, l_freq=l_freq, h_freq=h_freq, notch=notch or None,
         align=align, val_fraction=val_fraction, split=split, seed=seed, epochs=epochs, lr=lr, batch_size=batch_size,
@@ -94,3 +117,19 @@ def command(family: str, data: tuple[str, ...], events: str, out: str, window: f
     click.echo("validation confusion matrix (rows true, columns predicted):")
     click.echo(_format_confusion(m["validation"]["confusion_matrix"], list(trials.classes)))
     click.echo(f"saved {result.path}")
+
+
+def _echo_dataset_report(report) -> None:
+    for line in report.summary:
+        click.echo(line)
+    click.echo(f"model: {report.model_name} {report.config}")
+    click.echo(f"training: best epoch {report.best_epoch} of {report.epochs_run}"
+               f"{' (early stop)' if report.stopped_early else ''}, {report.seconds:.1f} s (selected on validation)")
+    for split_name, s in report.metrics.items():
+        click.echo(f"{split_name:>10}: n={s['n']} accuracy={s['accuracy']:.3f} balanced_accuracy={s['balanced_accuracy']:.3f} "
+                   f"kappa={s['kappa']:.3f}")
+    last = list(report.metrics)[-1]
+    click.echo(f"{last} confusion matrix (rows true, columns predicted):")
+    click.echo(_format_confusion(report.metrics[last]["confusion_matrix"], list(report.classes)))
+    if report.path is not None:
+        click.echo(f"saved {report.path}")

@@ -74,7 +74,11 @@ class Registry(Generic[T]):
         return self._entries[name]
 
     def create(self, name: str, /, **overrides: Any) -> T:
-        """Instantiate ``name``; unknown keyword arguments are a ConfigError naming the valid ones."""
+        """Instantiate ``name``; unknown keyword arguments are a ConfigError naming the valid ones.
+
+        ``name`` is positional-only, so a component may itself take a ``name`` argument (an
+        outlet's stream name, say).
+        """
         entry = self.get(name)
         check_kwargs(entry.factory, overrides, f"{self.kind} {name!r}")
         return entry.factory(**overrides)

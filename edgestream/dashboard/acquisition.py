@@ -2,8 +2,8 @@
 
 Daemon threads, never the GUI thread:
 
-* the **discovery** thread follows the LSL network (a continuous resolver), opens readers for
-  selected streams, and tells a lost stream's reader when its outlet reappears;
+* the **discovery** thread follows the LSL network (a continuous resolver) and opens readers
+  for selected streams (each reader finds its stream again by itself after a loss);
 * one **reader** thread per open stream (as mne-lsl does) drains its reader at most every
   ``poll_interval`` seconds into a fixed-size :class:`~edgestream.core.ringbuffer.RingBuffer`;
   a stream that blocks (lost, reconnecting) never delays the others.
@@ -28,7 +28,7 @@ import pylsl
 from edgestream.core.checks import check_positive
 from edgestream.core.chunk import Chunk, StreamInfo
 from edgestream.core.clock import local_clock
-from edgestream.core.io import ConnectionState, Source
+from edgestream.core.io import Source
 from edgestream.core.ringbuffer import RingBuffer
 from edgestream.dashboard.inlet import open_reader
 from edgestream.dashboard.lslinfo import stream_key
@@ -88,17 +88,10 @@ class Feed:
         self.opened_at = local_clock()
         self.stop_event = threading.Event()
         self.thread: threading.Thread | None = None
-        self.reattach: Any = None  # a resolved stream to re-attach to (set by discovery, used by the reader thread)
 
     def run(self, poll_interval: float) -> None:
         """Reader-thread body: read until :attr:`stop_event` is set, then stop the reader."""
         while not self.stop_event.is_set():
-            if self.reattach is not None:
-                info, self.reattach = self.reattach, None
-                try:
-                    self.reader.reopen(info)
-                except Exception as exc:
-                    log.warning("could not re-attach %s: %s", self.key, exc)
             try:
                 chunks = self.reader.read(READ_TIMEOUT)
             except Exception as exc:  # one broken stream must not stop the dashboard
@@ -318,7 +311,6 @@ class Acquisition:
                     del self._discovered[key]
             to_open = [k for k in self._selected if k not in self._feeds and k in seen and k not in self._failed]
             to_close = [k for k in self._feeds if k not in self._selected]
-            feeds = dict(self._feeds)
         for key in to_close:
             with self._lock:
                 feed = self._feeds.pop(key, None)
@@ -326,11 +318,6 @@ class Acquisition:
                 feed.stop_event.set()  # its thread stops the reader
         for key in to_open:
             self._open(key, seen[key][1])
-        for key, feed in feeds.items():
-            # Readers that do not re-resolve by themselves are pointed at the new outlet.
-            if (key in seen and feed.reader.state is ConnectionState.LOST and hasattr(feed.reader, "reopen")
-                    and seen[key][0].uid != getattr(feed.reader, "uid", None)):
-                feed.reattach = seen[key][1]
 
     def _open(self, key: str, lsl_info: Any) -> None:
         reader = self._open_reader(lsl_info)

@@ -1,7 +1,8 @@
 """Synthetic live LSL streams of every type the dashboard shows (tests, benchmarks, screenshots).
 
-The values are made up but the transport is real liblsl and the metadata follows edgestream's
-outlet conventions (``desc/channels``, ``desc/model/classes``, ``desc/csi``, counter channels).
+The values are made up but the transport is real liblsl, written by edgestream's own
+:class:`~edgestream.core.lslmeta.OutletWriter` (channel metadata, ``desc`` blocks, a ``counter``
+channel appended to every numeric stream).
 :class:`PublisherProcess` runs the outlets in a child process, as a real producer would be, so
 the dashboard under test never shares a GIL with its data source. Stream producers that exist
 in the project (``edgestream simulate eeg``, ``edgestream run``) should be preferred where they
@@ -13,42 +14,16 @@ from __future__ import annotations
 import multiprocessing
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pylsl
 
 from edgestream.core.chunk import StreamInfo
+from edgestream.core.lslmeta import OutletWriter
 
 Generator = Callable[[np.ndarray, int], np.ndarray]  # (stamps (n,), first index) -> (n, C)
-
-
-def _append(node: Any, key: str, value: Any) -> None:
-    if isinstance(value, Mapping):
-        child = node.append_child(key)
-        for k, v in value.items():
-            _append(child, k, v)
-    elif isinstance(value, (list, tuple)):
-        for v in value:
-            _append(node, key, v)
-    else:
-        node.append_child_value(key, str(value))
-
-
-def lsl_info(info: StreamInfo) -> pylsl.StreamInfo:
-    """An LSL header with edgestream's metadata conventions."""
-    out = pylsl.StreamInfo(info.name, info.type, info.n_channels, info.sfreq,
-                           "string" if info.dtype == "string" else "float32", info.source_id)
-    channels = out.desc().append_child("channels")
-    for name, kind, unit in zip(info.ch_names, info.ch_types, info.units):
-        ch = channels.append_child("channel")
-        ch.append_child_value("label", name)
-        ch.append_child_value("type", kind)
-        ch.append_child_value("unit", unit)
-    for key, value in info.desc.items():
-        _append(out.desc(), key, value)
-    return out
 
 
 class _Stream:
@@ -56,7 +31,8 @@ class _Stream:
         self.info = info
         self.gen = gen
         self.rate = rate  # samples per second pushed (the nominal rate, or the event rate)
-        self.outlet = pylsl.StreamOutlet(lsl_info(info), chunk_size=0, max_buffered=60)
+        # edgestream's own outlet writer: XDF channel metadata, desc blocks, and the counter channel
+        self.outlet = OutletWriter(info, info.source_id, counter=True, desc=info.desc, max_buffered=60)
         self.pushed = 0
         self.t0 = pylsl.local_clock()
 
@@ -80,7 +56,7 @@ class Publisher:
         """Destroy an outlet (its readers see the stream vanish)."""
         with self._lock:
             stream = self.streams.pop(name)
-        del stream.outlet
+        stream.outlet.close()
 
     def _run(self) -> None:
         while not self._stop.wait(0.01):
@@ -93,11 +69,7 @@ class Publisher:
                     continue
                 idx = np.arange(s.pushed, s.pushed + due)
                 stamps = s.t0 + idx / s.rate
-                rows = s.gen(stamps, s.pushed)
-                if s.info.dtype == "string":
-                    s.outlet.push_chunk([[str(v) for v in r] for r in rows], list(stamps))
-                else:
-                    s.outlet.push_chunk(np.ascontiguousarray(rows, dtype=np.float32), stamps.tolist())
+                s.outlet.push(s.gen(stamps, s.pushed), stamps)
                 s.pushed += due
 
     def stop(self) -> None:
@@ -110,9 +82,8 @@ class Publisher:
 # --- stream recipes ------------------------------------------------------------------------------
 
 def eeg(uid: str, n_ch: int = 64, sfreq: float = 1000.0) -> tuple[StreamInfo, Generator]:
-    names = [f"EEG{i + 1:02d}" for i in range(n_ch)] + ["counter"]
-    info = StreamInfo(f"{uid}-eeg", "EEG", f"{uid}-eeg", sfreq, names, ["eeg"] * n_ch + ["counter"],
-                      ["uV"] * n_ch + ["a.u."])
+    names = [f"EEG{i + 1:02d}" for i in range(n_ch)]
+    info = StreamInfo(f"{uid}-eeg", "EEG", f"{uid}-eeg", sfreq, names, ["eeg"] * n_ch, ["uV"] * n_ch)
     rng = np.random.default_rng(0)
     phase = rng.uniform(0, 2 * np.pi, n_ch)
 
@@ -121,24 +92,23 @@ def eeg(uid: str, n_ch: int = 64, sfreq: float = 1000.0) -> tuple[StreamInfo, Ge
         beta = 5 * np.sin(2 * np.pi * 22 * t[:, None] + 2 * phase)
         line = 8 * np.sin(2 * np.pi * 50 * t[:, None])
         noise = rng.normal(0, 6, (len(t), n_ch))
-        counter = (first + np.arange(len(t)))[:, None]
-        return np.hstack([alpha + beta + line + noise, counter])
+        return alpha + beta + line + noise
 
     return info, gen
 
 
 def predictions(uid: str, classes: tuple[str, ...] = ("left", "right"), rate: float = 10.0) -> tuple[StreamInfo, Generator]:
-    names = [f"p_{c}" for c in classes] + ["class", "confidence", "warming", "counter"]
+    names = [f"p_{c}" for c in classes] + ["class", "confidence", "warming"]
     info = StreamInfo(f"{uid}-predictions", "Predictions", f"{uid}-pred", rate, names,
-                      ["prob"] * len(classes) + ["class", "confidence", "flag", "counter"],
-                      desc={"model": {"name": "reference_conv", "classes": {"class": list(classes)}}})
+                      ["probability"] * len(classes) + ["class", "probability", "flag"],
+                      desc={"model": {"name": "reference_conv", "classes": list(classes)}})
 
     def gen(t: np.ndarray, first: int) -> np.ndarray:
         p0 = 0.5 + 0.45 * np.sin(2 * np.pi * 0.1 * t)
         probs = np.stack([p0, 1 - p0], axis=1)
         k = probs.argmax(axis=1)
         idx = first + np.arange(len(t))
-        return np.column_stack([probs, k, probs.max(axis=1), (idx < 20).astype(float), idx])
+        return np.column_stack([probs, k, probs.max(axis=1), (idx < 20).astype(float)])
 
     return info, gen
 
@@ -170,14 +140,12 @@ def csi_streams(uid: str, n_a: int = 4, n_k: int = 16, rate: float = 50.0, horiz
                 ) -> list[tuple[StreamInfo, Generator]]:
     layout = {"layout": "antenna,subcarrier,reim", "n_antennas": n_a, "n_subcarriers": n_k, "report_rate": rate}
     values = [f"a{a:02d}_k{k:03d}_{p}" for a in range(n_a) for k in range(n_k) for p in ("re", "im")]
-    report = StreamInfo(f"{uid}-csi", "CSI", f"{uid}-csi", rate, values + ["counter"],
-                        ["csi"] * len(values) + ["counter"], desc={"csi": layout})
-    pred_names = [f"h{h + 1}_{v}" for h in range(horizons) for v in values] + ["counter"]
+    report = StreamInfo(f"{uid}-csi", "CSI", f"{uid}-csi", rate, values, ["csi"] * len(values), desc={"csi": layout})
+    pred_names = [f"h{h + 1}_{v}" for h in range(horizons) for v in values]
     pred = StreamInfo(f"{uid}-csi-prediction", "CSIPrediction", f"{uid}-csipred", rate, pred_names,
-                      ["csi"] * (len(pred_names) - 1) + ["counter"], desc={"csi": layout | {"horizons": horizons}})
+                      ["csi"] * len(pred_names), desc={"csi": layout | {"horizons": horizons}})
     metrics = StreamInfo(f"{uid}-csi-metrics", "CSIMetrics", f"{uid}-csimetrics", rate / 10,
-                         [f"nmse_db_h{h + 1}" for h in range(horizons)] + ["counter"],
-                         ["metric"] * horizons + ["counter"], ["dB"] * horizons + ["a.u."])
+                         [f"nmse_db_h{h + 1}" for h in range(horizons)], ["metric"] * horizons, ["dB"] * horizons)
     ak = np.arange(n_a)[:, None] * 0.7 + np.arange(n_k)[None, :] * 0.3  # (A, K) phase pattern
 
     def channel(t: float) -> np.ndarray:
@@ -187,39 +155,46 @@ def csi_streams(uid: str, n_a: int = 4, n_k: int = 16, rate: float = 50.0, horiz
         return out.ravel()
 
     def gen_report(t: np.ndarray, first: int) -> np.ndarray:
-        return np.array([np.append(channel(x), first + i) for i, x in enumerate(t)])
+        return np.array([channel(x) for x in t])
 
     def gen_pred(t: np.ndarray, first: int) -> np.ndarray:
-        rows = [np.concatenate([channel(x + (h + 1) / rate) * 1.05 for h in range(horizons)] + [[first + i]])
-                for i, x in enumerate(t)]
-        return np.array(rows)
+        return np.array([np.concatenate([channel(x + (h + 1) / rate) * 1.05 for h in range(horizons)]) for x in t])
 
     def gen_metrics(t: np.ndarray, first: int) -> np.ndarray:
         steps = np.arange(1, horizons + 1)[None, :]
-        return np.column_stack([-20 + 3 * steps + np.sin(t)[:, None], first + np.arange(len(t))])
+        return -20 + 3 * steps + np.sin(t)[:, None]
 
     return [(report, gen_report), (pred, gen_pred), (metrics, gen_metrics)]
 
 
 def edvit(uid: str, devices: int = 3) -> tuple[StreamInfo, Generator]:
-    names = [f"dev{d}_{f}" for d in range(devices) for f in ("alive", "latency_ms", "classes")] + ["fused_class", "counter"]
-    info = StreamInfo(f"{uid}-edvit", "EDViTStatus", f"{uid}-edvit", 2.0, names)
+    """Device status as ``edgestream.runners.edvit`` publishes it; the last device is down."""
+    names_dev = [f"edge_{d}" for d in range(devices)]  # underscores in device names, as real ones may have
+    names = [f"{d}_{k}" for d in names_dev for k in ("state", "ms")] + ["n_present", "fused_ms"]
+    info = StreamInfo(f"{uid}-edvit", "EDViTStatus", f"{uid}-edvit", 2.0, names,
+                      ["state" if n.endswith("_state") else "latency" if n.endswith("ms") else "count" for n in names],
+                      ["ms" if n.endswith("ms") else "a.u." for n in names],
+                      desc={"edvit": {"devices": names_dev, "states": ["ok", "late", "down", "waiting"]}})
 
     def gen(t: np.ndarray, first: int) -> np.ndarray:
-        row = []
-        for d in range(devices):
-            row += [0.0 if d == devices - 1 else 1.0, 12.5 + d, 10 // devices]
-        return np.array([row + [3, first + i] for i in range(len(t))], float)
+        rows = []
+        for i, x in enumerate(t):
+            row: list[float] = []
+            for d in range(devices):
+                down = d == devices - 1
+                row += [2.0 if down else 0.0, np.nan if down else 12.0 + 2 * d + np.sin(x + d)]
+            rows.append(row + [devices - 1, 15.0 + np.sin(x)])
+        return np.array(rows, float)
 
     return info, gen
 
 
 def periods(uid: str) -> tuple[StreamInfo, Generator]:
-    names = ["period_1", "period_2", "amp_1", "amp_2", "counter"]
-    info = StreamInfo(f"{uid}-periods", "Periods", f"{uid}-periods", 10.0, names, units=["s", "s", "uV", "uV", "a.u."])
+    names = ["period_1", "period_2", "amp_1", "amp_2"]
+    info = StreamInfo(f"{uid}-periods", "Periods", f"{uid}-periods", 10.0, names, units=["s", "s", "uV", "uV"])
 
     def gen(t: np.ndarray, first: int) -> np.ndarray:
-        return np.tile(np.array([0.1, 1 / 22, 20.0, 5.0, 0.0]), (len(t), 1))
+        return np.tile(np.array([0.1, 1 / 22, 20.0, 5.0]), (len(t), 1))
 
     return info, gen
 

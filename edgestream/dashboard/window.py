@@ -35,15 +35,18 @@ SETTINGS_VERSION = 1  # bump when the dock layout changes shape, so old saved la
 
 
 class _PaintCounter(QtCore.QObject):
-    """Counts paint events of a widget: frames that actually reached the screen."""
+    """Counts paint events of a widget (frames that actually reached the screen) and when they
+    happened on the LSL clock, so a benchmark can count the frames inside its own time window."""
 
     def __init__(self) -> None:
         super().__init__()
         self.count = 0
+        self.times: collections.deque[float] = collections.deque(maxlen=100_000)
 
     def eventFilter(self, obj: QtCore.QObject, event: QtCore.QEvent) -> bool:
         if event.type() == QtCore.QEvent.Type.Paint:
             self.count += 1
+            self.times.append(local_clock())
         return False
 
 
@@ -69,6 +72,7 @@ class DashboardWindow(QtWidgets.QMainWindow):
         self.ticks = 0
         self.frozen = False
         self._feed_ids: tuple[int, ...] = ()
+        self.streams_seen: set[str] = set()  # names of every stream opened during this session
         self._frame_times: collections.deque[float] = collections.deque(maxlen=120)
         self.panels: dict[str, Panel] = {}
         self.docks: dict[str, QtWidgets.QDockWidget] = {}
@@ -216,6 +220,7 @@ class DashboardWindow(QtWidgets.QMainWindow):
         ids = tuple(id(f) for f in feeds)
         if ids != self._feed_ids:
             self._feed_ids = ids
+            self.streams_seen.update(f.info.name for f in feeds)
             for panel in self.panels.values():
                 panel.set_feeds(feeds)
 
@@ -310,10 +315,11 @@ class DashboardWindow(QtWidgets.QMainWindow):
     def stats(self) -> dict[str, Any]:
         """Counters the CLI's ``--stats-json`` and the benchmark read."""
         return {"frames": self.frames, "ticks": self.ticks, "paints": self.paints.count,
+                "paint_times": list(self.paints.times),
                 "panel_updates": {n: p.updates for n, p in self.panels.items()},
                 "panel_draw_s": {n: round(p.draw_seconds, 4) for n, p in self.panels.items()},
                 "panel_errors": {n: getattr(p, "errors", 0) for n, p in self.panels.items()},
-                "streams": [f.info.name for f in self.acquisition.feeds()], "clock": local_clock()}
+                "streams": sorted(self.streams_seen), "clock": local_clock()}
 
 
 def saved_deselected(settings: QtCore.QSettings) -> list[str]:

@@ -173,7 +173,7 @@ class Engine:
         self._rate_prev = {s.id: (s.source.samples_in, time.monotonic()) for s in self.graph.sources}
 
     def _monitor_outlet(self, info: StreamInfo, node: str) -> Any:
-        sink = SINKS.create("lsl_outlet", name=info.name)
+        sink = SINKS.create("lsl_outlet", name=info.name)  # <pipeline>-latency / <pipeline>-health
         sink.build(info, {"pipeline": self.graph.spec.name, "node": node, "input": "engine",
                           "pipeline_desc": self.graph.spec.to_dict()})
         sink.start()

@@ -53,7 +53,7 @@ from edgestream.sources.lsl_plan import ReadPlan, plan_reading
 
 log = logging.getLogger(__name__)
 
-NONFINITE_POLICIES = ("error", "drop", "zero")
+NONFINITE_POLICIES = ("error", "drop", "zero", "keep")
 RESOLVE_SLICE = 0.5  # s; longest a read() waits for the stream to reappear, or for a reopened inlet
 AMBIGUITY_WAIT = 0.6  # s; without a source_id, start() listens this long for a second matching stream
 _S = ConnectionState
@@ -130,9 +130,11 @@ class LSLSource(Source):
         arrives multiplied by 1e6). Channels of other quantities are untouched.
     channels : sequence of str or None
         Deliver only these channels, in this order.
-    nonfinite : {"error", "drop", "zero"}
+    nonfinite : {"error", "drop", "zero", "keep"}
         NaN/inf samples: raise :class:`DataError`; drop those samples (counted in
-        ``drops.nonfinite``); or replace the values by 0 (counted in ``nonfinite_replaced``).
+        ``drops.nonfinite``); replace the values by 0 (counted in ``nonfinite_replaced``); or
+        deliver them unchanged (counted in ``nonfinite_kept``) for consumers that show NaN as
+        "missing", such as the dashboard (ED-ViT status carries NaN for a device that missed a frame).
     expect_sfreq, expect_channels : float, int or None
         :meth:`start` raises :class:`ValidationError` unless the stream has this nominal rate
         (Hz) / delivers this many channels (after ``channels``).
@@ -199,7 +201,9 @@ class LSLSource(Source):
         self.clock = clock
         self._now = clock or local_clock
         self.nonfinite_replaced = 0  # values set to 0 by nonfinite="zero"
+        self.nonfinite_kept = 0  # NaN/inf values delivered as they are by nonfinite="keep"
         self.lag = float("nan")  # s, LSL clock at the last read minus the newest sample delivered
+        self.clock_offset = float("nan")  # s, sender's clock → this machine's, estimated when the inlet opened
         self.header: LSLHeader | None = None
         self.plan: ReadPlan | None = None  # how samples of the resolved stream become chunks
         self._inlet: Any = None
@@ -279,7 +283,7 @@ class LSLSource(Source):
         # pull would block for it while samples pile up, so get it before data flows.
         if self.clocksync:
             try:
-                inlet.time_correction(timeout)
+                self.clock_offset = float(inlet.time_correction(timeout))
             except TimeoutError:
                 log.warning("LSL source %r: no clock-offset estimate within %.1f s; stamps may be offset",
                             self.header.name if self.header else "?", timeout)
@@ -325,6 +329,9 @@ class LSLSource(Source):
             except Exception as exc:
                 return self._on_pull_error(exc)
             self._opened = True
+            # silence is measured from when data can flow, not from start(): the pipeline may
+            # spend seconds building stages (model export) between start() and the first read
+            self._t_ref = self._now()
         try:
             if self.plan.string:
                 data, ts = inlet.pull_chunk(timeout, self.max_chunk, None, 1, True)
@@ -476,6 +483,9 @@ class LSLSource(Source):
 
     def _nonfinite(self, data: np.ndarray, ts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         bad = ~np.isfinite(data)
+        if self.nonfinite == "keep":
+            self.nonfinite_kept += int(bad.sum())
+            return data, ts
         if self.nonfinite == "zero":
             self.nonfinite_replaced += int(bad.sum())
             data = data.copy() if not data.flags.writeable else data
@@ -566,5 +576,6 @@ class LSLSource(Source):
         return []
 
     def health(self) -> dict[str, Any]:
-        return super().health() | {"lag_s": self.lag, "nonfinite_replaced": self.nonfinite_replaced,
+        return super().health() | {"lag_s": self.lag, "clock_offset_s": self.clock_offset,
+                                   "nonfinite_replaced": self.nonfinite_replaced, "nonfinite_kept": self.nonfinite_kept,
                                    "clock_steps": self.clock_steps}

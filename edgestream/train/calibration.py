@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from edgestream.core.checks import check_number
+from edgestream.core.errors import ConfigError
 from edgestream.dsp import alignment
 from edgestream.train.checkpoint import file_sha256, save_checkpoint
 from edgestream.train.epochs import EpochSet, EventMap, make_epochs, preprocess, split_train_val
@@ -132,6 +133,11 @@ def calibrate(
     edge off. Returns the trained model and its metrics on both splits.
     """
     recipe = get_recipe(family)
+    if recipe.model is None:
+        raise ConfigError(
+            f"family must train on recordings for calibrate(); got {family!r}, which trains on labelled window datasets "
+            f"({recipe.description}). Use `edgestream train {family} --data DIR` with a dataset directory."
+        )
     window_s = check_number(window if window is not None else recipe.window_s, "window", low=0, low_inclusive=False)
     lo = recipe.l_freq if l_freq is None else (l_freq or None)
     hi = recipe.h_freq if h_freq is None else (h_freq or None)

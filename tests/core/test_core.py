@@ -59,6 +59,12 @@ def test_registry_close_matches_and_kwargs():
     with pytest.raises(ConfigError, match="unknown key 'ordr'.*Did you mean 'order'"):
         reg.create("bandpass", ordr=3)
 
+    @reg.register("outlet")
+    def make_outlet(name: str = "default"):  # components may take a `name` of their own
+        return name
+
+    assert reg.create("outlet", name="mine") == "mine"
+
 
 def test_checks_messages():
     with pytest.raises(ConfigError, match=r"order must be an integer; got 2.5"):

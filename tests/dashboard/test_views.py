@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pylsl
 import pytest
 from click.testing import CliRunner
 
@@ -12,8 +11,9 @@ from edgestream.core.errors import ConfigError
 from edgestream.core.io import ConnectionState
 from edgestream.core.stage import STAGES, run_stage
 from edgestream.dashboard.acquisition import Discovered, Feed, matches
-from edgestream.dashboard.fixtures import csi_streams, health, lsl_info, predictions
-from edgestream.dashboard.lslinfo import class_names, info_from_xml
+from edgestream.core.lslmeta import lsl_stream_info, parse_header
+from edgestream.dashboard.fixtures import csi_streams, health, predictions
+from edgestream.dashboard.lslinfo import class_names
 from edgestream.dashboard.views import FilteredView, FilterSettings, MinMaxCache, minmax_decimate
 from edgestream.testing import random_splits
 
@@ -27,20 +27,17 @@ def _eeg_info(n_ch: int = 4, sfreq: float = 250.0) -> StreamInfo:
                       ["eeg"] * n_ch + ["counter"], ["uV"] * n_ch + ["a.u."])
 
 
-def test_header_with_metadata_becomes_streaminfo() -> None:
+def round_trip(info: StreamInfo) -> StreamInfo:
+    """``info`` with its desc as an LSL reader sees it (written to an LSL header and parsed back)."""
+    header = parse_header(lsl_stream_info(info, "sid", counter=True, desc=info.desc).as_xml())
+    return info.replace(desc=header.desc)
+
+
+def test_class_names_survive_an_lsl_round_trip() -> None:
     info, _ = predictions("hdr", classes=("rest", "left", "right"))
-    parsed = info_from_xml(lsl_info(info).as_xml())
-    assert parsed.ch_names == info.ch_names
-    assert parsed.type == "Predictions" and parsed.sfreq == 10.0 and parsed.source_id == "hdr-pred"
-    assert class_names(parsed) == ["rest", "left", "right"]
-    assert set(parsed.desc["lsl"]) >= {"hostname", "uid"} and parsed.desc["model"]["name"] == "reference_conv"
-
-
-def test_header_of_a_raw_stream_without_metadata() -> None:
-    raw = pylsl.StreamInfo("raw", "EEG", 3, 500, "float32", "raw-sid")
-    parsed = info_from_xml(raw.as_xml())
-    assert parsed.ch_names == ("ch1", "ch2", "ch3")
-    assert parsed.units == ("a.u.",) * 3 and parsed.ch_types == ("eeg",) * 3
+    assert class_names(round_trip(info)) == ["rest", "left", "right"]
+    one = info.replace(ch_names=["p_only", "class", "confidence", "warming"], desc={"model": {"classes": ["only"]}})
+    assert class_names(round_trip(one)) == ["only"]
 
 
 def test_class_names_fall_back_to_probability_channels() -> None:
@@ -204,8 +201,9 @@ def test_csi_layout_and_nmse() -> None:
 
     (report, gen), (pred, _), _ = csi_streams("csi", n_a=3, n_k=5)
     assert csi_shape(report) == (3, 5)
+    assert csi_shape(round_trip(report)) == (3, 5)
     assert csi_shape(report.replace(desc={})) == (3, 5)  # from the channel names
-    row = gen(np.array([0.0]), 0)[0, :-1]
+    row = gen(np.array([0.0]), 0)[0]
     assert magnitude(row, 3, 5).shape == (3, 5)
     assert nmse_db(row.reshape(3, -1), 1.1 * row.reshape(3, -1)) == pytest.approx(-20.0, abs=1e-3)
 
@@ -218,18 +216,23 @@ def test_pipeline_health_rows() -> None:
     feed = _feed(info)
     feed.push(Chunk(gen(np.array([1.0]), 0), np.array([1.0]), info))
     rows, queues = pipeline_rows(feed)
-    assert [r["stream"] for r in rows] == ["eeg"]
+    assert [r["stream"] for r in rows] == ["source eeg"]
     assert rows[0]["state"] is ConnectionState.CONNECTED and rows[0]["seen by"] == "pipeline mi"
     assert rows[0]["drops"]["counter_gap"] == 3 and queues == {"model": 0.0}
 
 
-def test_edvit_channels_grouped_by_device() -> None:
-    from edgestream.dashboard.panels.edvit import format_value, split_channel
+def test_edvit_status_grouped_by_device() -> None:
+    from edgestream.dashboard.fixtures import edvit
+    from edgestream.dashboard.panels.edvit import FUSION, device_fields, format_field
 
-    assert split_channel("dev0_latency_ms") == ("dev0", "latency_ms")
-    assert split_channel("fused_class") == ("(fusion)", "fused_class")
-    assert format_value("alive", 0.0) == ("no", "#e8615a")
-    assert format_value("state", 3.0)[0] == "lost"
+    info, _ = edvit("ed")
+    groups = device_fields(round_trip(info))  # device names arrive as repeated <device> elements
+    assert list(groups) == ["edge_0", "edge_1", "edge_2", FUSION]
+    assert groups["edge_1"] == {"state": 2, "ms": 3} and set(groups[FUSION]) == {"n_present", "fused_ms"}
+    assert format_field("state", 2.0, ["ok", "late", "down", "waiting"]) == ("down", "#e8615a")
+    assert format_field("ms", float("nan"), []) == ("—", None)
+    bare = StreamInfo("s", "EDViTStatus", "", 0.0, ["dev0_state", "dev0_ms", "fused_ms"])
+    assert list(device_fields(bare)) == ["dev0", FUSION]
 
 
 def test_bad_options_give_clear_errors() -> None:

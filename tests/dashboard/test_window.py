@@ -100,10 +100,16 @@ def test_every_panel_receives_live_data_and_the_screenshot_is_not_blank(open_win
     # what the panels show is what was streamed
     health = win.panels["health"]
     assert wait_until(lambda: health.states.get(f"{uid}-eeg (EEG) / dashboard") is ConnectionState.CONNECTED, 10)
-    assert health.states["eeg / pipeline " + uid] is ConnectionState.CONNECTED  # from the Health stream
+    assert health.states["source eeg / pipeline " + uid] is ConnectionState.CONNECTED  # from the Health stream
     pred = win.panels["predictions"].rows[0]
     assert pred.decision.text() in ("left", "right") and pred.confidence.text().startswith("confidence")
-    assert np.isfinite(win.panels["csi"].last_nmse_db)
+    win.docks["csi"].raise_()  # the NMSE of an actual report and the prediction made for it
+    assert wait_until(lambda: np.isfinite(win.panels["csi"].last_nmse_db), 10)
+    assert win.panels["csi"].last_nmse_db == pytest.approx(20 * np.log10(0.05), abs=1.0)  # predictions are 1.05 × truth
+    win.docks["edvit"].raise_()
+    assert wait_until(lambda: "edge_2" in win.panels["edvit"].shown, 10)
+    shown = win.panels["edvit"].shown
+    assert shown["edge_0"]["state"] == "ok" and shown["edge_2"]["state"] == "down" and shown["edge_2"]["ms"] == "—"
     assert win.panels["spectrum"].marked == pytest.approx([10.0, 22.0], abs=0.01)  # from the Periods stream
     eeg = next(f for f in win.acquisition.feeds() if f.info.type == "EEG")
     h = eeg.health()
@@ -122,8 +128,7 @@ def test_stream_loss_shows_the_lost_state(open_window, publish, uid, tmp_path) -
     row = next(r for r in range(health.table.rowCount()) if health.table.item(r, 1).text().startswith(f"{uid}-eeg"))
     assert health.table.item(row, 0).text() == "lost"
     win.picker.refresh()
-    item = win.picker._items[f"{uid}-eeg"]
-    assert item.text(3) == "lost"
+    assert win.picker.state_of(f"{uid}-eeg") == "lost"
     path = win.screenshot(tmp_path / "lost.png")
     assert image_spread(path)[0] > 10
 

@@ -58,7 +58,7 @@ def test_pipeline_file_equals_offline_predictions_on_a_real_recording(checkpoint
     raw["sinks"] = {"predictions": {"kind": "memory", "input": "model"}}
     raw["stages"]["model"]["checkpoint"] = str(checkpoint)
     graph = build(parse_pipeline(raw))
-    Engine(graph, publish=False).run(duration=120)
+    Engine(graph, publish=False).run(duration=None)  # until the array source is exhausted (no wall-clock cap)
     out = graph.node("predictions").component.result()
     info = graph.node("model").info
     assert info.type == "Predictions" and info.ch_names == ("p_left", "p_right", "class", "confidence", "warming")
@@ -101,3 +101,74 @@ def test_model_refuses_unaligned_input_for_an_aligned_checkpoint(checkpoint, sha
     graph = build(parse_pipeline(raw))
     with pytest.raises(ValidationError, match="was trained on Euclidean-aligned trials, so its input must be aligned"):
         graph.start()
+
+
+def test_live_loopback_predictions_equal_offline_on_the_same_windows(checkpoint, shared_data, uid, tmp_path):
+    """`edgestream play` in a subprocess → the pipeline on real LSL → its Predictions outlet, read by an inlet."""
+    import os
+    import subprocess
+    import sys
+    import threading
+    import time
+
+    import pylsl
+
+    from edgestream.pipeline.config import apply_set
+
+    edf = shared_data / "eegmmidb" / "S001" / "S001R04.edf"
+    rec = load_recording(edf)
+    out_sid = f"{uid}-predictions"
+    raw = apply_set(yaml.safe_load(PIPELINE.read_text()), [
+        f"model.checkpoint={checkpoint}", f"eeg.source_id={uid}", "eeg.max_lag=null", "eeg.timeout=60",
+        f"predictions.source_id={out_sid}"])
+    raw["sinks"]["received"] = {"kind": "memory", "input": "eeg"}  # what the pipeline read, counter included
+    graph = build(parse_pipeline(raw))
+    engine = Engine(graph, publish=False)
+    result: dict = {}
+    runner = threading.Thread(target=lambda: result.setdefault("summary", engine.run(duration=240)), daemon=True)
+    runner.start()
+    player = subprocess.Popen(
+        [sys.executable, "-m", "edgestream", "play", str(edf), "--speed", "3", "--counter", "--source-id", uid,
+         "--no-markers", "--duration", "20"], env=os.environ.copy(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        found = pylsl.resolve_byprop("source_id", out_sid, 1, 60.0)
+        assert found, "the pipeline's Predictions outlet did not appear"
+        inlet = pylsl.StreamInlet(found[0], max_buflen=360)
+        inlet.open_stream(timeout=30.0)  # subscribe now: an inlet only buffers samples once its stream is open
+        header = inlet.info()
+        classes = header.desc().child("model").child("classes")
+        rows, stamps = [], []
+        player.wait(timeout=120)
+        idle_since = time.monotonic()
+        while time.monotonic() - idle_since < 5.0:  # drain until the pipeline has caught up
+            data, ts = inlet.pull_chunk(timeout=0.5)
+            if ts:
+                rows.extend(data)
+                stamps.extend(ts)
+                idle_since = time.monotonic()
+    finally:
+        engine.stop()
+        runner.join(timeout=30)
+        if player.poll() is None:
+            player.kill()
+    assert header.type() == "Predictions" and header.channel_count() == 6  # p_left, p_right, class, confidence, warming, counter
+    names, element = [], classes.first_child()
+    while not element.empty():
+        names.append(element.child_value())
+        element = element.next_sibling()
+    assert names == ["left", "right"]  # desc/model/classes
+    received = graph.node("received").component.result()
+    counter = received.data[:, -1].astype(np.int64)
+    s0, n = int(counter[0]), len(counter)
+    np.testing.assert_array_equal(counter, np.arange(s0, s0 + n))  # no sample lost between player and pipeline
+    np.testing.assert_array_equal(received.data[:, :-1], rec.data[s0 : s0 + n])  # µV, cleaned channel order
+    # offline: the same file samples, filtered, windowed, aligned and classified without the engine
+    sliced = type(rec)(rec.data[s0 : s0 + n], received.timestamps, rec.sfreq, rec.ch_names, [], rec.path, rec.units)
+    probs, offline_stamps = offline_predictions(sliced, checkpoint, hop=16)
+    rows, stamps = np.asarray(rows, dtype=np.float64), np.asarray(stamps)
+    assert len(rows) >= 0.9 * len(probs) > 100
+    index = np.searchsorted(offline_stamps, stamps)
+    np.testing.assert_array_equal(offline_stamps[index], stamps)  # every live prediction is one offline window
+    np.testing.assert_allclose(rows[:, :2], probs[index], rtol=1e-3, atol=1e-4)
+    np.testing.assert_array_equal(rows[:, 2], probs[index].argmax(1))
+    np.testing.assert_array_equal(np.diff(rows[:, 5]), 1)  # the outlet's counter: nothing lost on the way out

@@ -57,7 +57,7 @@ def test_config_errors_name_the_argument():
     """Bad configuration is refused in the constructor with the argument, rule, value and a fix."""
     with pytest.raises(ConfigError, match="needs at least one of name, type, source_id or predicate"):
         LSLSource()
-    with pytest.raises(ConfigError, match="nonfinite must be one of 'error', 'drop', 'zero'; got 'nan'"):
+    with pytest.raises(ConfigError, match="nonfinite must be one of 'error', 'drop', 'zero', 'keep'; got 'nan'"):
         LSLSource(type="EEG", nonfinite="nan")
     with pytest.raises(ConfigError, match=r"lost_after must be longer than stall_after \(2.0 s\); got 1.0"):
         LSLSource(type="EEG", stall_after=2.0, lost_after=1.0)
@@ -106,9 +106,10 @@ def test_unknown_channel_pick_suggests_names(uid):
 
 def test_nonfinite_policies(uid):
     """NaN/inf samples: 'error' raises DataError naming count, channel and fix; 'drop' removes
-    exactly the bad samples (counted, chunk flagged as gap); 'zero' replaces the values (counted)."""
+    exactly the bad samples (counted, chunk flagged as gap); 'zero' replaces the values (counted);
+    'keep' delivers them unchanged (counted)."""
     w = outlet(uid, labels=("C3", "Cz", "C4", "Pz"))
-    policies = {p: started(LSLSource(source_id=uid, timeout=2, nonfinite=p)) for p in ("error", "drop", "zero")}
+    policies = {p: started(LSLSource(source_id=uid, timeout=2, nonfinite=p)) for p in ("error", "drop", "zero", "keep")}
     x = np.ones((10, 4), np.float32)
     x[3, 2], x[7, 0] = np.nan, np.inf
     t0 = local_clock()
@@ -125,6 +126,9 @@ def test_nonfinite_policies(uid):
     zeroed = concat(read_n(policies["zero"], 10))
     assert policies["zero"].nonfinite_replaced == 2 and zeroed.data[3, 2] == 0 and zeroed.data[7, 0] == 0
     assert policies["zero"].drops.total == 0 and not zeroed.gap
+    kept_as_is = concat(read_n(policies["keep"], 10))
+    assert policies["keep"].nonfinite_kept == 2 and np.isnan(kept_as_is.data[3, 2]) and np.isinf(kept_as_is.data[7, 0])
+    assert policies["keep"].drops.total == 0 and not kept_as_is.gap
     for src in policies.values():
         src.stop()
     w.close()
@@ -271,3 +275,22 @@ def test_streams_cli_lists_the_stream(uid):
     assert header.split()[:4] == ["name", "type", "rate", "(Hz)"]
     row = next(r for r in rows if r.startswith(uid))
     assert row.split()[1:6] == ["EEG", "250", "3", "float32", uid]
+
+
+def test_slow_pipeline_build_between_start_and_first_read_is_not_a_stall(uid):
+    """A pipeline may spend seconds building stages (e.g. exporting a model) after start();
+    the silence clock starts at the first read, so the stream is not declared lost meanwhile."""
+    writer = outlet(uid, n=2)
+    src = LSLSource(source_id=uid, stall_after=0.3, lost_after=0.6)
+    src.start()
+    time.sleep(1.0)  # longer than lost_after
+    got = 0
+    deadline = time.monotonic() + 5.0
+    k = 0
+    while got < 50 and time.monotonic() < deadline:
+        writer.push(np.ones((5, 2), np.float32), stamps(local_clock(), k, 5))
+        k += 5
+        got += sum(c.n_times for c in src.read(0.05))
+    src.stop()
+    assert got >= 50
+    assert [e.new.value for e in src.events[:-1]] == ["connected"], [str(e) for e in src.events]

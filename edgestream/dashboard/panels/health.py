@@ -22,6 +22,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from edgestream.core.chunk import StreamInfo
 from edgestream.core.clock import local_clock
 from edgestream.core.io import ConnectionState
+from edgestream.dashboard.lslinfo import desc_path
 from edgestream.dashboard.panels.base import (MUTED, PANELS, STATE_BY_CODE, STATE_COLORS, Panel, StreamChooser,
                                               color, plot_widget, small_label)
 
@@ -58,17 +59,28 @@ def pipeline_rows(feed: Any) -> tuple[list[dict[str, Any]], dict[str, float]]:
             if name.endswith("_" + field):
                 sources.setdefault(name[: -len(field) - 1], {})[field] = value
                 break
-    pipeline = feed.info.name[: -len("-health")] if feed.info.name.endswith("-health") else feed.info.name
+    pipeline = pipeline_name(feed.info)
     rows = []
     for src, f in sources.items():
         code = f.get("state", float("nan"))
         state = STATE_BY_CODE.get(int(code)) if np.isfinite(code) else None
-        rows.append({"stream": src, "seen by": f"pipeline {pipeline}", "state": state,
+        rows.append({"stream": f"source {src}", "seen by": f"pipeline {pipeline}", "state": state,
                      "nominal_hz": float("nan"), "effective_hz": f.get("rate_hz", float("nan")),
                      "lag_ms": f.get("lag_ms", float("nan")), "clock_offset_ms": float("nan"),
                      "drops": {"overflow": f.get("overflow", 0), "counter_gap": f.get("counter_gap", 0),
                                "reconnect_gap": f.get("reconnect_gap", 0), "nonfinite": f.get("nonfinite", 0)}})
     return rows, queues
+
+
+def pipeline_name(info: StreamInfo) -> str:
+    """The pipeline a monitor stream belongs to: ``desc/pipeline/name``, else its name minus the suffix."""
+    name = desc_path(info.desc, "pipeline", "name")
+    if name:
+        return str(name)
+    for suffix in ("-health", "-latency"):
+        if info.name.endswith(suffix):
+            return info.name[: -len(suffix)]
+    return info.name
 
 
 def latency_stages(info: StreamInfo) -> list[str]:
@@ -112,12 +124,12 @@ class HealthPanel(Panel):
         self.chooser.currentIndexChanged.connect(lambda _: self._reset_latency())
         right.addWidget(self.chooser)
         plots = QtWidgets.QHBoxLayout()
-        self.bars_plot = plot_widget(left="latency (ms)")
+        self.bars_plot = plot_widget(bottom="latency (ms)")  # horizontal bars: stage names stay readable
         self.bars_plot.setTitle(f'<span style="color:{color(0)}">&#9632; p50</span>&nbsp;&nbsp;'
                                 f'<span style="color:{color(1)}">&#9632; p99</span>&nbsp;&nbsp;'
                                 f'<span style="color:{MUTED}">per stage, latest report</span>', size="9pt")
-        self.bars50 = pg.BarGraphItem(x=[], height=[], width=0.38, brush=color(0))
-        self.bars99 = pg.BarGraphItem(x=[], height=[], width=0.38, brush=color(1))
+        self.bars50 = pg.BarGraphItem(x0=[], y=[], width=[], height=0.38, brush=color(0))
+        self.bars99 = pg.BarGraphItem(x0=[], y=[], width=[], height=0.38, brush=color(1))
         self.bars_plot.addItem(self.bars50)
         self.bars_plot.addItem(self.bars99)
         self.bars_plot.getPlotItem().setMouseEnabled(x=False, y=False)
@@ -225,10 +237,10 @@ class HealthPanel(Panel):
         labels = ["e2e"] + latency_stages(feed.info)
         p50 = [last[idx[f"{s}_p50_ms"]] for s in labels if f"{s}_p50_ms" in idx]
         p99 = [last[idx[f"{s}_p99_ms"]] for s in labels if f"{s}_p99_ms" in idx]
-        x = np.arange(len(p50))
-        self.bars50.setOpts(x=x - 0.2, height=np.nan_to_num(p50), width=0.38)
-        self.bars99.setOpts(x=x + 0.2, height=np.nan_to_num(p99), width=0.38)
-        self.bars_plot.getPlotItem().getAxis("bottom").setTicks([list(enumerate(labels[: len(p50)])), []])
+        y = np.arange(len(p50))[::-1].astype(float)  # end-to-end on top, then the stages in order
+        self.bars50.setOpts(x0=np.zeros(len(y)), y=y + 0.2, width=np.nan_to_num(p50), height=0.38)
+        self.bars99.setOpts(x0=np.zeros(len(y)), y=y - 0.2, width=np.nan_to_num(p99), height=0.38)
+        self.bars_plot.getPlotItem().getAxis("left").setTicks([list(zip(y, labels[: len(p50)])), []])
         t = stamps - local_clock()
         for q, curve in self.e2e_curves.items():
             col = idx.get(f"e2e_{q}_ms")

@@ -42,10 +42,10 @@ class _Row(QtWidgets.QWidget):
         self.plot.setYRange(0, 1.02, padding=0)
         self.plot.setXRange(-HISTORY_S, 0, padding=0)
         self.plot.getPlotItem().setMouseEnabled(x=False, y=False)
-        legend = self.plot.addLegend(offset=(5, 5), labelTextColor=FOREGROUND, brush=(21, 23, 28, 180))
-        legend.setColumnCount(min(4, max(1, len(self.classes))))
-        self.curves = [self.plot.plot(pen=pg.mkPen(color(i), width=2), name=self._class(i))
-                       for i in range(len(self.prob_cols))]
+        # class colours as a title line rather than a legend box drawn over the curves
+        self.plot.setTitle("&nbsp;&nbsp;".join(f'<span style="color:{color(i)}">&#9632; {self._class(i)}</span>'
+                                               for i in range(len(self.prob_cols))), size="9pt")
+        self.curves = [self.plot.plot(pen=pg.mkPen(color(i), width=2)) for i in range(len(self.prob_cols))]
         layout.addWidget(self.plot, 1)
         side = QtWidgets.QVBoxLayout()
         model = desc_path(info.desc, "model", "name", default="") or desc_path(info.desc, "model", "model", default="")

@@ -15,6 +15,7 @@ from PySide6 import QtCore, QtWidgets
 from scipy import signal
 
 from edgestream.core.chunk import StreamInfo
+from edgestream.core.clock import local_clock
 from edgestream.dashboard.lslinfo import desc_path
 from edgestream.dashboard.panels.base import (MUTED, PANELS, Panel, StreamChooser, color, plot_widget,
                                               signal_columns, small_label)
@@ -72,6 +73,7 @@ class SpectrumPanel(Panel):
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
         self._columns: list[np.ndarray] = []
+        self._column_times: list[float] = []  # LSL clock time of each spectrogram column
         self._freqs = np.zeros(0)
         self._peak_lines: list[pg.InfiniteLine] = []
         self.period_feeds: list[Any] = []
@@ -91,7 +93,7 @@ class SpectrumPanel(Panel):
         self.psd = plot_widget(bottom="frequency (Hz)", left="power (dB)")
         self.psd.setTitle(f"power spectrum, last {PSD_SECONDS:g} s", color=MUTED, size="9pt")
         self.psd_curve = self.psd.plot(pen=pg.mkPen("#8ab4f8", width=1.5))
-        layout.addWidget(self.psd, 3)
+        layout.addWidget(self.psd, 4)
         self.peaks_label = small_label()
         self.peaks_label.setStyleSheet(f"color: {MUTED};")
         layout.addWidget(self.peaks_label)
@@ -165,16 +167,20 @@ class SpectrumPanel(Panel):
 
     def _spectrogram(self, freqs: np.ndarray, power: np.ndarray) -> None:
         if len(freqs) != len(self._freqs) or not np.allclose(freqs, self._freqs):
-            self._columns, self._freqs = [], freqs
+            self._columns, self._column_times, self._freqs = [], [], freqs
+        now = local_clock()
         self._columns.append(power.astype(np.float32))
+        self._column_times.append(now)
         self._columns = self._columns[-SPECTROGRAM_COLUMNS:]
+        self._column_times = self._column_times[-SPECTROGRAM_COLUMNS:]
         img = np.stack(self._columns, axis=1)  # (F, T)
         lo, hi = np.percentile(img, [5, 99.5])
         self.image.setImage(img, levels=(lo, max(hi, lo + 1e-3)), autoLevels=False)
-        n = img.shape[1]
-        seconds = n / self.max_hz
+        # columns are drawn evenly spaced between the first and the newest one (draws are about
+        # evenly spaced; on a busy machine the span, not the spacing, stays right)
+        span = max(now - self._column_times[0], 1.0 / self.max_hz) * len(self._columns) / max(len(self._columns) - 1, 1)
         df = freqs[1] - freqs[0] if len(freqs) > 1 else 1.0
-        self.image.setRect(QtCore.QRectF(-seconds, freqs[0] - df / 2, seconds, df * len(freqs)))
+        self.image.setRect(QtCore.QRectF(-span, freqs[0] - df / 2, span, df * len(freqs)))
         self.spec.setXRange(-SPECTROGRAM_COLUMNS / self.max_hz, 0, padding=0)
         self.spec.setYRange(freqs[0], freqs[-1], padding=0)
 
@@ -199,6 +205,7 @@ class SpectrumPanel(Panel):
             if i < len(marks):
                 line.setPos(marks[i])
                 line.label.setFormat(f"T={1.0 / marks[i]:.3g} s")
+                line.label.setPosition(0.92 - 0.14 * (i % 3))  # staggered: close peaks' labels do not overlap
                 line.show()
             else:
                 line.hide()

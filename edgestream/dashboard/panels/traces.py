@@ -248,9 +248,11 @@ class TracesPanel(Panel):
             y = y[:, keep]
             names = [names[i] for i in keep]
         n_ch = y.shape[1]
-        centre = y.mean(axis=0)
+        finite = bool(np.isfinite(y).all())
+        centre = y.mean(axis=0) if finite else np.nan_to_num(np.nanmean(y, axis=0))
         if self.scale_mode == "auto":
-            span = np.maximum(y.max(axis=0) - y.min(axis=0), 1e-12)
+            span = y.max(axis=0) - y.min(axis=0) if finite else np.nanmax(y, axis=0) - np.nanmin(y, axis=0)
+            span = np.maximum(np.nan_to_num(span), 1e-12)
             if self._scales is None or len(self._scales) != n_ch:
                 self._scales = span
             else:  # smooth so lanes do not jump with every spike
@@ -261,6 +263,8 @@ class TracesPanel(Panel):
         gains = np.asarray([prefs["gain"].get(n, 1.0) for n in names], dtype=np.float32)
         offsets = np.arange(n_ch - 1, -1, -1, dtype=np.float32)  # first channel on top
         lanes = (y - centre) * (gains / scale) + offsets  # (m, C)
+        if not finite:  # missing values (NaN from the producer) sit on the lane's centre line
+            lanes = np.where(np.isfinite(lanes), lanes, offsets)
         x = (t - now).astype(np.float32)
         m = len(x)
         for parity, curve in enumerate(self.curves):

@@ -1,0 +1,222 @@
+"""Dashboard cost: rendered frames per second, CPU of the dashboard process, and whether a running
+dashboard changes the latency of a pipeline.
+
+Setup (all real processes on loopback LSL):
+
+* ``edgestream simulate eeg``: 64 ch × 1000 Hz (and its marker stream; no counter channel, as the
+  reference pipeline takes exactly 64 channels);
+* ``edgestream run reference``: band-pass → 1-s window every 100 ms → ``reference_conv`` →
+  a Predictions outlet, plus its latency and health streams; its ``--summary-json`` gives
+  end-to-end latency p50/p99;
+* ``edgestream dashboard`` reading the simulated EEG, the predictions, latency and health.
+
+Phases, in one run with the same simulator, after a discarded warm-up run of the pipeline:
+(A) pipeline alone, (B) pipeline while a dashboard runs, in pairs A B, B A, A B (one pair with
+``--quick``); medians over the pairs are reported. Dashboard FPS counts
+paint events of the traces plot inside each B window; CPU is the dashboard process's
+user+system time over that window. Targets: ≥ 30 FPS at ≤ 25 % of one core,
+and the pipeline's p99 with the dashboard within 10 % of the p99 without it.
+
+Rendering uses Xvfb when ``xvfb-run`` is installed (``--platform auto``), else Qt's offscreen
+platform. ``--quick`` runs one pair of 10-s phases. One JSON object per line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+BENCH = "dashboard"
+N_CH, SFREQ = 64, 1000.0
+WARMUP_S = 6.0  # dashboard start-up (imports, stream discovery, first frames) before measuring
+
+
+def emit(metric: str, value: Any, unit: str, **extra: Any) -> None:
+    print(json.dumps({"bench": BENCH, "metric": metric, "value": value, "unit": unit, **extra}), flush=True)
+
+
+def edgestream(*args: str) -> list[str]:
+    return [sys.executable, "-m", "edgestream", *args]
+
+
+def run_pipeline(source_id: str, seconds: float, summary: Path, env: dict[str, str]) -> dict[str, Any]:
+    """``edgestream run reference`` for ``seconds`` on the simulated stream; returns its summary."""
+    cmd = edgestream("run", "reference", "--duration", f"{seconds:g}", "--set", f"eeg.source_id={source_id}",
+                     "--summary-json", str(summary))
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=seconds + 120)
+    if proc.returncode != 0:
+        raise SystemExit(f"edgestream run failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    return json.loads(summary.read_text())
+
+
+def start_dashboard(patterns: list[str], workdir: Path, seconds: float, platform: str,
+                    env: dict[str, str]) -> tuple[subprocess.Popen, Path]:
+    stats = workdir / "dashboard-stats.json"
+    args = ["dashboard", "--duration", f"{seconds:g}", "--stats-json", str(stats), "--settings",
+            str(workdir / "dashboard.ini"), "--reset-settings", "--size", "1600", "1000", "--fps", "30"]
+    for p in patterns:
+        args += ["--stream", p]
+    cmd = edgestream(*args)
+    env = dict(env)
+    if platform == "xvfb":
+        env["QT_QPA_PLATFORM"] = "xcb"
+        cmd = ["xvfb-run", "-a", "-s", "-screen 0 1920x1080x24"] + cmd
+    else:
+        env["QT_QPA_PLATFORM"] = "offscreen"
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True), stats
+
+
+def dashboard_pid(proc: subprocess.Popen, platform: str) -> int:
+    """The Python process drawing the dashboard (under xvfb-run it is a grandchild)."""
+    import psutil
+
+    if platform != "xvfb":
+        return proc.pid
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        for child in psutil.Process(proc.pid).children(recursive=True):
+            try:
+                cmd = child.cmdline()
+                # the Python interpreter itself, not xvfb-run's shell (whose command line holds the same words)
+                if cmd and cmd[0] == sys.executable and "edgestream" in cmd and "dashboard" in cmd:
+                    return child.pid
+            except psutil.Error:
+                continue
+        time.sleep(0.2)
+    raise SystemExit("could not find the dashboard process under xvfb-run")
+
+
+def dashboard_phase(source_id: str, patterns: list[str], work: Path, phase: float, platform: str,
+                    env: dict[str, str], k: int) -> tuple[dict[str, Any], float, float, dict[str, Any]]:
+    """Run the pipeline for ``phase`` s while a dashboard runs: (summary, fps, cpu %, dashboard stats)."""
+    import psutil
+
+    from edgestream.core.clock import local_clock
+
+    sub = work / f"dash{k}"
+    sub.mkdir()
+    dash, stats_path = start_dashboard(patterns, sub, phase + WARMUP_S + 20, platform, env)
+    try:
+        proc = psutil.Process(dashboard_pid(dash, platform))
+        time.sleep(WARMUP_S)
+        if dash.poll() is not None or not proc.is_running():
+            dash.wait(timeout=10)
+            raise SystemExit(f"the dashboard exited during start-up ({dash.returncode}):\n{dash.stderr.read()[-3000:]}")
+        cpu0, t0, c0 = proc.cpu_times(), time.monotonic(), local_clock()
+        summary = run_pipeline(source_id, phase, sub / "with.json", env)
+        cpu1, t1, c1 = proc.cpu_times(), time.monotonic(), local_clock()
+        dash.wait(timeout=phase + WARMUP_S + 120)
+        if dash.returncode != 0:
+            raise SystemExit(f"the dashboard exited with {dash.returncode}:\n{dash.stderr.read()[-3000:]}")
+    finally:
+        stop_tree(dash)
+    stats = json.loads(stats_path.read_text())
+    fps = sum(c0 <= t <= c1 for t in stats["paint_times"]) / (c1 - c0)
+    cpu = 100.0 * ((cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)) / (t1 - t0)
+    return summary, fps, cpu, stats
+
+
+def stop_tree(proc: subprocess.Popen) -> None:
+    """Stop a process and everything it started (xvfb-run leaves its Xvfb behind when interrupted)."""
+    import psutil
+
+    try:
+        family = psutil.Process(proc.pid).children(recursive=True)
+    except psutil.Error:
+        family = []
+    for p in [*family, proc]:
+        try:
+            p.terminate()
+        except (psutil.Error, ProcessLookupError):
+            pass
+    psutil.wait_procs([p for p in family if p.is_running()], timeout=10)
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def median(values: list[float]) -> float:
+    return float(statistics.median(values))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="10-s phases, one pair, instead of 30-s phases, three pairs")
+    parser.add_argument("--platform", choices=("auto", "xvfb", "offscreen"), default="auto")
+    args = parser.parse_args()
+    from edgestream.core.lslconf import use_loopback
+
+    use_loopback()
+    env = dict(os.environ)
+    phase, pairs = (10.0, 1) if args.quick else (30.0, 3)
+    platform = args.platform if args.platform != "auto" else ("xvfb" if shutil.which("xvfb-run") else "offscreen")
+    run_id = uuid.uuid4().hex[:8]
+    name, source_id = f"bench-dash-eeg-{run_id}", f"bench-dash-{run_id}"
+    common = {"quick": args.quick, "phase_s": phase, "pairs": pairs, "platform": platform, "channels": N_CH,
+              "sfreq": SFREQ}
+    # The dashboard shows the simulated EEG and everything the reference pipeline publishes.
+    patterns = [f"{name}*", "reference-*"]
+    alone, with_dash, fps, cpu, streams, errors = [], [], [], [], set(), {}
+    with tempfile.TemporaryDirectory(prefix="edgestream-bench-dashboard-") as tmp:
+        work = Path(tmp)
+        sim = subprocess.Popen(edgestream("simulate", "eeg", "--channels", str(N_CH), "--sfreq", f"{SFREQ:g}",
+                                          "--name", name, "--source-id", source_id,
+                                          "--duration", f"{pairs * (2 * phase + WARMUP_S + 60) + 90:g}"),
+                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        try:
+            time.sleep(2.0)
+            if sim.poll() is not None:
+                raise SystemExit(f"the simulator exited early:\n{sim.stderr.read()[-2000:]}")
+            run_pipeline(source_id, WARMUP_S, work / "warmup.json", env)  # first-run effects (caches, ORT), discarded
+            for k in range(pairs):
+                # A then B, then B then A, ...: drift on a shared machine hits both sides alike
+                for with_dashboard in ((False, True) if k % 2 == 0 else (True, False)):
+                    if not with_dashboard:
+                        alone.append(run_pipeline(source_id, phase, work / f"alone{k}.json", env))
+                        continue
+                    summary, f, c, stats = dashboard_phase(source_id, patterns, work, phase, platform, env, k)
+                    with_dash.append(summary)
+                    fps.append(f)
+                    cpu.append(c)
+                    streams.update(stats["streams"])
+                    errors.update({n: v for n, v in stats["panel_errors"].items() if v})
+        finally:
+            if sim.poll() is None:
+                sim.terminate()
+                try:
+                    sim.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    sim.kill()
+    emit("rendered_fps", round(median(fps), 2), "frames/s", target=">= 30", per_pair=[round(v, 2) for v in fps],
+         streams=sorted(streams), **common)
+    emit("dashboard_cpu", round(median(cpu), 2), "% of one core", target="<= 25", per_pair=[round(v, 2) for v in cpu],
+         **common)
+    p99 = {}
+    for label, runs in (("without_dashboard", alone), ("with_dashboard", with_dash)):
+        p50s = [r["e2e"]["p50_ms"] for r in runs]
+        p99s = [r["e2e"]["p99_ms"] for r in runs]
+        p99[label] = median(p99s)
+        drops = sum(src["drops"]["total"] for r in runs for src in r["sources"].values())
+        emit(f"pipeline_p50_{label}", round(median(p50s), 3), "ms", per_pair=[round(v, 3) for v in p50s], **common)
+        emit(f"pipeline_p99_{label}", round(p99[label], 3), "ms", per_pair=[round(v, 3) for v in p99s],
+             outputs=sum(r["e2e"]["count"] for r in runs), drops=drops,
+             pipeline_cpu_percent=round(median([r["cpu_percent"] for r in runs]), 2), **common)
+    emit("pipeline_p99_ratio_with_vs_without", round(p99["with_dashboard"] / p99["without_dashboard"], 4), "ratio",
+         target="<= 1.10", baseline="pipeline alone, same run (median p99 over the pairs)", **common)
+    if errors:
+        emit("panel_errors", errors, "count", **common)
+
+
+if __name__ == "__main__":
+    main()

@@ -91,7 +91,6 @@ def bench_streaming(name: str, args) -> None:
     ref, _ = backends[("torch", "fp32")](xs, backends[("torch", "fp32")].init_state(1))
     results = {}
     for v in VARIANTS:
-        tag = f"{v[0]}-{v[1]}"
         lat = np.concatenate(step_lat[v])
         p50 = float(np.median([np.median(r) for r in step_lat[v]]))
         tp = float(np.median(thru[v]))

@@ -38,6 +38,11 @@ def command(pipeline: str, device: str | None, duration: float | None, overrides
     from edgestream.pipeline import Engine, build, format_summary, load_pipeline
     from edgestream.runners.export import show_progress
 
+    if record_out and no_record:
+        from edgestream.core.errors import ConfigError
+
+        raise ConfigError(f"--record and --no-record exclude each other; got --record {record_out} and --no-record. "
+                          "Give one of them.")
     spec = load_pipeline(pipeline, overrides)
     show_progress()
     profile = load_profile(device or spec.device or "cpu")  # logs each fallback decision

@@ -126,6 +126,9 @@ class PipelineRecording:
         record = parse_record(raw, spec.name, f"{spec.path or 'pipeline'}: record")
         if record is None:
             return spec, None
+        from edgestream.record.labrecorder import find_labrecorder
+
+        find_labrecorder()  # a missing recorder is a setup error, reported before any stream is opened
         hook = cls(spec, record, overrides, device, on_problem)
         built = copy.deepcopy(spec)
         for src in hook.taps:

@@ -55,6 +55,7 @@ log = logging.getLogger(__name__)
 
 NONFINITE_POLICIES = ("error", "drop", "zero", "keep")
 RESOLVE_SLICE = 0.5  # s; longest a read() waits for the stream to reappear, or for a reopened inlet
+CLOCK_STEP_EVENTS = 20  # clock steps reported as events (a jittery device must not grow the event list forever)
 AMBIGUITY_WAIT = 0.6  # s; without a source_id, start() listens this long for a second matching stream
 _S = ConnectionState
 
@@ -453,15 +454,18 @@ class LSLSource(Source):
         jumps = np.flatnonzero(np.abs(off) > self.clock_step)
         if not jumps.size:
             return ts
-        shift = np.zeros(len(t))
-        for j in jumps:
-            shift[j + 1:] += off[j]
-            self.clock_steps += 1
+        shift = np.concatenate(([0.0], np.cumsum(np.where(np.abs(off) > self.clock_step, off, 0.0))))
+        reported = self.clock_steps
+        self.clock_steps += len(jumps)
+        for k, j in enumerate(jumps[: max(0, CLOCK_STEP_EVENTS - reported)]):
             where = f"at counter {c[j + 1]:.0f}" if c is not None else f"at t={t[j + 1]:.3f} s"
             cause = ("clock step on the producer; samples are continuous (counter)" if c is not None else
                      "clock step on the producer, or samples missing upstream (no counter channel to tell)")
-            self._note(now, f"timestamps jumped by {off[j]:+.3f} s {where}: {cause} (clock_steps={self.clock_steps})")
+            self._note(now, f"timestamps jumped by {off[j]:+.3f} s {where}: {cause} (clock_steps={reported + k + 1})")
             log.warning("LSL source %r: timestamps jumped by %+.3f s %s", self.info.name, off[j], where)
+        if reported <= CLOCK_STEP_EVENTS < self.clock_steps:
+            log.warning("LSL source %r: more than %d clock steps; further ones are only counted (clock_steps)",
+                        self.info.name, CLOCK_STEP_EVENTS)
         return (t - shift)[-len(ts):]
 
     def _check_counter(self, counter: np.ndarray) -> bool:

@@ -103,3 +103,17 @@ def test_compare_nan_and_strings():
     d = compare_stream("m", "n", rec, t[:2], ["cue"], ["marker"], rep, t[:2], ["cue"], tolerance=0, time_tol=0.1,
                        span=(0, 2))
     assert d.mismatched == 1 and d.first_difference_s == 1.0
+
+
+def test_run_record_options_and_a_missing_recorder(monkeypatch, tmp_path):
+    from click.testing import CliRunner
+
+    from edgestream.cli.main import cli
+
+    result = CliRunner().invoke(cli, ["run", "eeg_bandpower", "--record", str(tmp_path), "--no-record"])
+    assert result.exit_code == 2 and "--record and --no-record exclude each other" in result.output
+    monkeypatch.setenv("EDGESTREAM_LABRECORDER", str(tmp_path / "nothing"))
+    result = CliRunner().invoke(cli, ["run", "eeg_bandpower", "--record", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "$EDGESTREAM_LABRECORDER must name an executable LabRecorderCLI; got" in result.output
+    assert not any(tmp_path.iterdir())  # failed before any stream was resolved or file written

@@ -140,3 +140,46 @@ def test_replay_without_manifest_needs_the_pipeline(session, tmp_path):
         in result.output
     result = CliRunner().invoke(cli, ["replay", str(lone), "--speed", "2", "--as-fast-as-possible"])
     assert result.exit_code == 2 and "--speed and --as-fast-as-possible exclude each other" in result.output
+
+
+TAPPED = """pipeline: tapped
+sources:
+  eeg: {{kind: simulate_eeg, n_channels: 4, sfreq: 250.0, chunk_size: 5, counter: true, duration: 5.0, seed: 3}}
+stages:
+  pick: {{kind: pick, types: [eeg]}}
+  bandpass: {{kind: bandpass, l_freq: 1.0, h_freq: 40.0, order: 4}}
+  window: {{kind: window, size: 0.5, hop: 0.1}}
+  bandpower: {{kind: bandpower}}
+sinks:
+  features: {{kind: lsl_outlet, input: bandpower}}
+record: {{out: "{out}", subject: "02", task: tapped}}
+"""
+
+
+def test_in_process_source_is_recorded_and_replayed(tmp_path):
+    """A simulator running inside the pipeline is recorded through the extra outlet
+    ``<pipeline>-<source>-input`` (every sample it delivered); replay feeds it back and reproduces the
+    outputs. The run ends by itself when the simulated 5 s are over."""
+    import pyxdf
+
+    from edgestream.pipeline import load_pipeline
+    from edgestream.record.pipeline import PipelineRecording
+
+    pipe = tmp_path / "tapped.yaml"
+    pipe.write_text(TAPPED.format(out=tmp_path / "rec"))
+    built, hook = PipelineRecording.prepare(load_pipeline(pipe))
+    assert [n.id for n in built.sinks] == ["features", "eeg__record_input"] and hook.taps == ["eeg"]
+    result = CliRunner().invoke(cli, ["run", str(pipe)])
+    assert result.exit_code == 0, result.output
+    xdf = tmp_path / "rec" / "sub-02" / "eeg" / "sub-02_task-tapped_run-01_eeg.xdf"
+    loaded, _ = pyxdf.load_xdf(str(xdf), verbose=False)
+    by_name = {s["info"]["name"][0]: s for s in loaded}
+    tap = by_name["tapped-eeg-input"]
+    assert len(tap["time_stamps"]) == 5 * 250  # every simulated sample
+    np.testing.assert_array_equal(np.asarray(tap["time_series"])[:, -2], np.arange(1250))  # the simulator's counter
+    manifest = json.loads(xdf.with_name(xdf.name.replace(".xdf", ".manifest.json")).read_text())
+    assert {(s["role"], s["node"]) for s in manifest["streams"]} >= {("input", "eeg"), ("output", "features")}
+    replayed = CliRunner().invoke(cli, ["replay", str(xdf)])
+    assert replayed.exit_code == 0, replayed.output
+    assert "replay reproduces all 1 output streams of pipeline 'tapped'" in replayed.output
+    assert "input eeg: 'tapped-eeg-input', 1250 samples" in replayed.output

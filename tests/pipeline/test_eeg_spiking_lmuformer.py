@@ -96,7 +96,8 @@ def test_live_over_lsl_loopback(uid):
     # each row is stamped with an EEG sample's own time t0 + i / fs, the newest of its 10-sample frame:
     # one frame phase for the whole run (where the first frame starts depends on when the inlet
     # joined), frames 10 samples apart
+    # (the receiving inlet's clock-offset estimate jitters by tens of µs on a loaded machine: 0.2 sample)
     k = (got.timestamps - sim.t0) * FS
-    np.testing.assert_allclose(k, np.round(k), atol=0.05)
+    np.testing.assert_allclose(k, np.round(k), atol=0.2)
     index = np.round(k).astype(int)
     assert len(set(index % 10)) == 1 and (np.diff(index) % 10 == 0).all() and (np.diff(index) > 0).all()

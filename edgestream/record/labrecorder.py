@@ -118,10 +118,10 @@ class LabRecorderCLI:
                 unmatched = [ln for ln in self.lines if "matched no stream" in ln]
                 if unmatched or (self.process.poll() is not None and not self._started(found, started)):
                     self._reap()
-                    from edgestream.sources.lsl import _describe_visible
+                    from edgestream.sources.lsl_resolve import describe_visible
 
                     what = "; ".join(unmatched) or f"the recorder exited with code {self.process.returncode}"
-                    raise StreamError(f"recording {self.path.name}: {what} ({_describe_visible()}). Start the "
+                    raise StreamError(f"recording {self.path.name}: {what} ({describe_visible()}). Start the "
                                       "producers first, or fix the predicates (they are case-sensitive XPath, "
                                       "e.g. \"type='EEG'\").")
                 if self._started(found, started):

@@ -60,7 +60,7 @@ def resolve_predicates(predicates: Sequence[str], wait: float = 1.0, role: str =
     import pylsl
 
     from edgestream.core.lslmeta import parse_header
-    from edgestream.sources.lsl import _describe_visible
+    from edgestream.sources.lsl_resolve import describe_visible
 
     refs: dict[str, StreamRef] = {}
     for pred in predicates:
@@ -69,7 +69,7 @@ def resolve_predicates(predicates: Sequence[str], wait: float = 1.0, role: str =
         except Exception as exc:  # liblsl raises for malformed XPath
             raise ConfigError(f"predicate must be an LSL/XPath predicate such as \"type='EEG'\"; got {pred!r} ({exc}).") from None
         if not found:
-            message = f"predicate {pred!r} matched no stream within {wait:g} s; {_describe_visible()}"
+            message = f"predicate {pred!r} matched no stream within {wait:g} s; {describe_visible()}"
             if required:
                 raise StreamError(message + ". Start the producers first, or fix the predicate (case-sensitive XPath).")
             log.warning("%s; it is not recorded", message)

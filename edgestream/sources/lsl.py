@@ -36,7 +36,6 @@ through ``KnownPeers`` answer only after liblsl's unicast wave, ~0.5 s into a se
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -49,54 +48,22 @@ from edgestream.core.errors import ConfigError, DataError, StreamError, Validati
 from edgestream.core.io import SOURCES, ConnectionState, Source
 from edgestream.core.lslmeta import COUNTER_MODULUS, LSLHeader, parse_header
 from edgestream.core.units import parse_unit
+from edgestream.sources.lsl_connection import ConnectionStates
 from edgestream.sources.lsl_plan import ReadPlan, plan_reading
+from edgestream.sources.lsl_resolve import build_predicate, describe_visible, list_streams
+
+__all__ = ["LSLSource", "build_predicate", "describe_visible", "list_streams"]
 
 log = logging.getLogger(__name__)
 
 NONFINITE_POLICIES = ("error", "drop", "zero", "keep")
-RESOLVE_SLICE = 0.5  # s; longest a read() waits for the stream to reappear, or for a reopened inlet
 CLOCK_STEP_EVENTS = 20  # clock steps reported as events (a jittery device must not grow the event list forever)
 AMBIGUITY_WAIT = 0.6  # s; without a source_id, start() listens this long for a second matching stream
 _S = ConnectionState
 
 
-def _xpath_literal(value: str) -> str:
-    return f"'{value}'" if "'" not in value else f'"{value}"'
-
-
-def build_predicate(name: str | None = None, type: str | None = None, source_id: str | None = None,
-                    predicate: str | None = None) -> str:
-    """XPath predicate (as LabRecorder writes them) selecting streams by name/type/source_id."""
-    parts = [f"{k}={_xpath_literal(v)}" for k, v in (("name", name), ("type", type), ("source_id", source_id)) if v]
-    if predicate:
-        parts.append(f"({predicate})" if parts else predicate)
-    return " and ".join(parts)
-
-
-def list_streams(timeout: float = 1.0) -> list[dict[str, Any]]:
-    """Streams visible now: name, type, source_id, sfreq (Hz), n_channels, channel_format, hostname.
-
-    Waits ``timeout`` seconds for answers (loopback answers in milliseconds, a LAN may need ~1 s).
-    """
-    import pylsl
-
-    found = pylsl.resolve_streams(wait_time=float(timeout))
-    rows = [parse_header(s.as_xml()).summary() for s in found]
-    return sorted(rows, key=lambda r: (r["name"], r["source_id"]))
-
-
-def _describe_visible(timeout: float = 0.5) -> str:
-    rows = list_streams(timeout)
-    if not rows:
-        return "no LSL streams are visible"
-    shown = [f"{r['name']!r} (type {r['type']!r}, source_id {r['source_id']!r}, {r['n_channels']} ch @ {r['sfreq']:g} Hz)"
-             for r in rows[:12]]
-    more = f" and {len(rows) - 12} more" if len(rows) > 12 else ""
-    return "visible streams: " + "; ".join(shown) + more
-
-
 @SOURCES.register("lsl")
-class LSLSource(Source):
+class LSLSource(ConnectionStates, Source):
     """Read one live LSL stream, drained to "now", with counted loss and reconnection.
 
     Parameters
@@ -233,7 +200,7 @@ class LSLSource(Source):
         found = pylsl.resolve_bypred(query, 1, self.timeout)
         if not found:
             raise StreamError(f"LSL source: no stream matching {query} appeared within timeout={self.timeout:g} s; "
-                              f"{_describe_visible()}. Start the producer (e.g. `edgestream simulate eeg`), fix "
+                              f"{describe_visible()}. Start the producer (e.g. `edgestream simulate eeg`), fix "
                               "name/type/source_id, or raise timeout.")
         if not self.source_id:
             # resolve returns at the first answer, and liblsl asks again in waves ~0.5 s apart:
@@ -506,78 +473,6 @@ class LSLSource(Source):
                        f"{self.info.ch_names[j]!r} at t={ts[i]:.3f} s"),
              "Fix the producer, or set nonfinite='drop' (drop those samples, counted) or 'zero' (replace by 0).",
              DataError)
-
-    # --- connection state machine ------------------------------------------------------------
-    def _limits(self) -> tuple[float | None, float]:
-        sfreq = self.info.sfreq if self.info else 0.0
-        stall = self.stall_after
-        if stall is None and sfreq > 0:
-            stall = max(0.5, 20.0 / sfreq)
-        lost = self.lost_after if self.lost_after is not None else max(3.0, 2.0 * (stall or 0.0))
-        return stall, lost
-
-    def _update_state(self, now: float, closed_detail: str = "") -> None:
-        """Advance the state machine to what the silence since ``_t_ref`` implies (may pass several states)."""
-        stall, lost = self._limits()
-        silence = now - self._t_ref
-        regular = self.info.regular
-        if self.state is _S.CONNECTED:
-            if self._inlet is None:
-                self._set_state(_S.STALLED, now, closed_detail or "the outlet closed the connection")
-            elif stall is not None and silence > stall:
-                self._set_state(_S.STALLED, now, f"no samples for {silence:.2f} s (stall_after={stall:g} s)")
-        if self.state is _S.STALLED and (regular or self._inlet is None) and silence > lost:
-            self._close_inlet()
-            self._set_state(_S.LOST, now, f"no samples for {silence:.2f} s (lost_after={lost:g} s); "
-                            f"searching for {self._recovery_query()}")
-        if self.state is _S.RECOVERING:
-            if self._inlet is None or (regular and silence > lost):
-                self._close_inlet()
-                self._set_state(_S.LOST, now, f"reopened stream sent no samples for {silence:.2f} s; searching again")
-
-    def _recovery_query(self) -> str:
-        h = self.header
-        return build_predicate(source_id=h.source_id) if h and h.source_id else self.query
-
-    def _read_disconnected(self, timeout: float) -> list[Chunk]:
-        """No inlet (outlet closed, or lost): look for the stream again and reopen it."""
-        import pylsl
-
-        self._update_state(self._now())
-        if self._resolver is None:
-            self._resolver = pylsl.ContinuousResolver(pred=self._recovery_query(), forget_after=2.0)
-        found = self._resolver.results()
-        if not found:
-            time.sleep(max(0.0, min(timeout, RESOLVE_SLICE)))
-            found = self._resolver.results()
-        if not found:
-            self._update_state(self._now())
-            return []
-        cand = parse_header(found[0].as_xml())
-        h = self.header
-        if (cand.n_channels, cand.channel_format) != (h.n_channels, h.channel_format) or abs(cand.sfreq - h.sfreq) > 1e-9:
-            raise StreamError(f"LSL source: stream {h.name!r} (source_id {h.source_id!r}) came back as {cand.n_channels} "
-                              f"{cand.channel_format} channels at {cand.sfreq:g} Hz; it was {h.n_channels} "
-                              f"{h.channel_format} channels at {h.sfreq:g} Hz. Restart the pipeline for the new stream.")
-        inlet = self._make_inlet(found[0])
-        try:
-            self._first_clock_offset(inlet, max(1.0, timeout))
-            inlet.open_stream(max(0.1, min(timeout, RESOLVE_SLICE)))
-        except Exception:  # not reachable yet: try again at the next read
-            log.debug("reopening %r failed", h.name, exc_info=True)
-            return []
-        self._inlet = inlet
-        self._resolver = None  # a fresh search next time: a remembered answer may be from the old outlet
-        self._opened = True
-        self._reopened = True
-        self._pending_gap = True
-        now = self._now()
-        self._t_ref = now
-        if self.state is _S.CONNECTED:  # outlet closed and came back within one read
-            self._set_state(_S.STALLED, now, "the outlet closed the connection")
-        self._set_state(_S.RECOVERING, now, f"found {cand.name!r} again on {cand.hostname or '?'} (uid {cand.uid}); "
-                        "reopened, waiting for samples")
-        return []
 
     def health(self) -> dict[str, Any]:
         return super().health() | {"lag_s": self.lag, "clock_offset_s": self.clock_offset,

@@ -119,15 +119,40 @@ def import_submodules(package: str) -> None:
         importlib.import_module(info.name)
 
 
+def accepted_kwargs(factory: Callable[..., Any]) -> list[str] | None:
+    """Keyword arguments ``factory`` accepts, or None when they cannot be known.
+
+    A factory written ``def variant(**overrides) -> SomeModel`` forwards to ``SomeModel``: its
+    return annotation names the class whose constructor defines the valid keys.
+    """
+    import typing
+
+    def params(fn: Callable[..., Any]) -> tuple[list[str], bool]:
+        try:
+            sig = inspect.signature(fn)
+        except (TypeError, ValueError):
+            return [], True
+        names = [n for n, p in sig.parameters.items() if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and n != "self"]
+        return names, any(p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.parameters.values())
+
+    names, open_ended = params(factory)
+    if not open_ended:
+        return names
+    try:
+        target = typing.get_type_hints(factory).get("return")
+    except Exception:  # unresolvable annotations: the keys cannot be known
+        return None
+    if not inspect.isclass(target):
+        return None
+    inner, inner_open = params(target.__init__)
+    return None if inner_open else sorted(set(names) | set(inner))
+
+
 def check_kwargs(factory: Callable[..., Any], kwargs: dict[str, Any], where: str) -> None:
     """Refuse keyword arguments that ``factory`` does not accept, listing the ones it does."""
-    try:
-        params = inspect.signature(factory).parameters
-    except (TypeError, ValueError):
+    accepted = accepted_kwargs(factory)
+    if accepted is None:
         return
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return
-    accepted = [n for n, p in params.items() if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and n != "self"]
     from edgestream.core.checks import check_keys
 
     check_keys(kwargs, accepted, where)

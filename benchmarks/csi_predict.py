@@ -6,7 +6,7 @@ Protocol
 --------
 * Data: 3GPP CDL channels from ``sionna-no-rt`` (``edgestream.csi``), carrier 2.4 GHz, 30 kHz SCS,
   32-antenna 4×4 dual-polarised panel, 300 subcarriers, a report every 2.5 ms; 16 history reports
-  → 4 predicted (the edge variants read the newest 8 of the 16). Training set: CDL-A/C/D × delay spread × speed {1, 10, 30} m/s, AWGN on the
+  → 4 predicted (the edge variants read the newest 8 — ``csi4cast_edge_xs``: 4 — of the 16). Training set: CDL-A/C/D × delay spread × speed {1, 10, 30} m/s, AWGN on the
   history at an SNR drawn per sample from 0–25 dB (the paper's protocol); 10 % of it held out
   for model selection. Test set: a different seed, CDL-A…E (B and E unseen in training) ×
   delay spread × speed, at fixed SNRs. Channels are cached (``cache_dir("csi")``).
@@ -90,7 +90,7 @@ def train_model(name: str, train: Any, budget: float, seed: int) -> tuple[Any, d
 
     torch.manual_seed(seed)
     model = create_model(name)
-    x = x[:, :, -model.hist_len :]  # edge variants read the newest 8 of the 16 history reports
+    x = x[:, :, -model.hist_len :]  # edge variants read only the newest reports of the 16
     model.set_data_stats(*data_stats(x[tr]))
     cfg = TrainConfig(loss="nmse_vector", lr=1e-3, weight_decay=1e-4, batch_size=8, epochs=10_000, patience=None,
                       schedule="plateau", step_size=6, gamma=0.1, max_seconds=budget, num_threads=1, seed=seed,

@@ -119,13 +119,31 @@ def dashboard_phase(source_id: str, patterns: list[str], work: Path, phase: floa
         if dash.returncode != 0:
             raise SystemExit(f"the dashboard exited with {dash.returncode}:\n{dash.stderr.read()[-3000:]}")
     finally:
-        if dash.poll() is None:
-            dash.terminate()
-            dash.wait(timeout=10)
+        stop_tree(dash)
     stats = json.loads(stats_path.read_text())
     fps = sum(c0 <= t <= c1 for t in stats["paint_times"]) / (c1 - c0)
     cpu = 100.0 * ((cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)) / (t1 - t0)
     return summary, fps, cpu, stats
+
+
+def stop_tree(proc: subprocess.Popen) -> None:
+    """Stop a process and everything it started (xvfb-run leaves its Xvfb behind when interrupted)."""
+    import psutil
+
+    try:
+        family = psutil.Process(proc.pid).children(recursive=True)
+    except psutil.Error:
+        family = []
+    for p in [*family, proc]:
+        try:
+            p.terminate()
+        except (psutil.Error, ProcessLookupError):
+            pass
+    psutil.wait_procs([p for p in family if p.is_running()], timeout=10)
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
 
 
 def median(values: list[float]) -> float:

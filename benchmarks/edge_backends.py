@@ -91,7 +91,6 @@ def bench_streaming(name: str, args) -> None:
     ref, _ = backends[("torch", "fp32")](xs, backends[("torch", "fp32")].init_state(1))
     results = {}
     for v in VARIANTS:
-        tag = f"{v[0]}-{v[1]}"
         lat = np.concatenate(step_lat[v])
         p50 = float(np.median([np.median(r) for r in step_lat[v]]))
         tp = float(np.median(thru[v]))
@@ -100,6 +99,7 @@ def bench_streaming(name: str, args) -> None:
         emit(metric="step_latency_p50", value=round(p50, 2), unit="us", **common)
         emit(metric="step_latency_p99", value=round(float(np.percentile(lat, 99)), 2), unit="us", **common)
         emit(metric="chunk_throughput", value=round(tp, 1), unit="steps/s", chunk=args.chunk, **common)
+        emit(metric="step_throughput", value=round(1e6 / p50, 1), unit="steps/s", chunk=1, **common)  # one step per call
         if v != ("torch", "fp32"):
             t_p50, t_tp = results[("torch", "fp32")]
             emit(metric="step_latency_p50_ratio_vs_torch", value=round(p50 / t_p50, 3), unit="ratio", **common)
@@ -116,7 +116,7 @@ def bench_window(name: str, args) -> None:
     import torch
 
     from edgestream.models import create_model
-    from edgestream.runners.export import example_input
+    from edgestream.runners.export import example_input, output_error
 
     torch.manual_seed(0)
     model = create_model(name).float().eval()
@@ -129,11 +129,15 @@ def bench_window(name: str, args) -> None:
             time_calls(lambda i, b=b: b(x), args.warmup)
             lat[v].append(time_calls(lambda i, b=b: b(x), max(args.calls // 10, 20)))
     results = {}
+    ref = backends[VARIANTS[0]](x)
     for v in VARIANTS:
         p50 = float(np.median([np.median(r) for r in lat[v]]))
         results[v] = (p50, 1e6 / p50)
-        emit(metric="window_latency_p50", value=round(p50, 2), unit="us", model=name, backend=v[0], precision=v[1],
-             input_shape=list(example.shape))
+        common = {"model": name, "backend": v[0], "precision": v[1], "input_shape": list(example.shape)}
+        emit(metric="window_latency_p50", value=round(p50, 2), unit="us", **common)
+        if v != VARIANTS[0]:
+            err = output_error(backends[v](x), ref)
+            emit(metric="output_max_rel_error_vs_torch", value=float(f"{err['max_rel']:.3g}"), unit="fraction", **common)
     choose(name, results, "window")
 
 

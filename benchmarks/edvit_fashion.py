@@ -21,6 +21,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import shutil
 import statistics
 import sys
 import tempfile
@@ -95,6 +96,38 @@ def ray_latency(plans: dict[int, SplitPlan], dense_ckpt: Path, frames: np.ndarra
             emit("expected_latency", plan.expected_latency_ms, "ms", model="split", nodes=n, source="planner (device profiles)", quick=quick)
 
 
+def compute_latency(model_name: str, nodes: list[int], reps: int, quick: bool) -> None:
+    """Forward latency (batch 1, this host) of a larger ViT and of its 1/N-pruned sub-models.
+
+    Weights are untrained (latency does not depend on their values); pruning uses magnitude
+    scores to 1/N of the dense parameter memory, as the planner does for N devices.
+    """
+    from edgestream.split.prune import compute_scores, plan_pruning
+
+    torch.manual_seed(0)
+    dense = create_model(model_name).eval()
+    x = torch.rand(1, *dense.input_shape)
+
+    def timed(model: torch.nn.Module) -> float:
+        with torch.no_grad():
+            model.forward_features(x)  # warm-up
+            times = []
+            for _ in range(reps):
+                t0 = time.perf_counter()
+                model.forward_features(x)
+                times.append(1e3 * (time.perf_counter() - t0))
+        return statistics.median(times)
+
+    emit("compute_latency_p50", timed(dense), "ms", model=model_name, part="dense", gflop=dense.flops() / 1e9,
+         size_mb=dense.size_bytes() / 2**20, quick=quick)
+    scores = compute_scores("magnitude", dense)
+    for n in nodes:
+        result = plan_pruning(dense, scores, dense.size_bytes() / n)
+        sub = dense.prune(result.keep_heads, result.keep_neurons).eval()
+        emit("compute_latency_p50", timed(sub), "ms", model=model_name, part=f"sub-model for {n} devices",
+             gflop=sub.flops() / 1e9, size_mb=sub.size_bytes() / 2**20, nodes=n, quick=quick)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="small data and budget (minutes)")
@@ -104,8 +137,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--nodes", type=int, nargs="+", default=[2, 3, 4])
     ap.add_argument("--frames", type=int, default=None, help="frames timed per latency measurement")
     ap.add_argument("--no-ray", action="store_true", help="skip the Ray cluster latency part")
+    ap.add_argument("--no-other", action="store_true", help="sub-model heads without the extra 'other' class (to compare)")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--scale-model", default=None, help="larger ViT whose 1/N sub-model compute latency is also measured "
+                    "(default vit_tiny_224 in quick mode, vit_small_224 otherwise; 'none' to skip)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", default=None, help="keep the dense checkpoint and the plans here (default: a temporary directory, removed)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s: %(message)s")
     logging.getLogger("ray").setLevel(logging.WARNING)
@@ -131,7 +168,17 @@ def main(argv: list[str] | None = None) -> int:
     emit("accuracy", dense_acc, "fraction", model="dense", nodes=1, train_seconds=round(res.seconds, 1), epochs=len(res.history), quick=quick)
     emit("size_total", dense_mb, "MB", model="dense", nodes=1, quick=quick)
 
-    work = Path(tempfile.mkdtemp(prefix="edvit_bench_"))
+    work = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="edvit_bench_"))
+    try:
+        return _splits(args, dense, dense_acc, dense_mb, train, val, xt, yt, work, n_frames, budget)
+    finally:
+        if not args.out:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def _splits(args: argparse.Namespace, dense: torch.nn.Module, dense_acc: float, dense_mb: float, train: tuple,
+            val: tuple, xt: torch.Tensor, yt: torch.Tensor, work: Path, n_frames: int, budget: float) -> int:
+    quick = args.quick
     dense_ckpt = save_checkpoint(work / "dense.pt", dense, args.model, dense.config)
     per_split = 0.6 * budget / max(1, sum(args.nodes))  # seconds per sub-model fine-tune
     plans: dict[int, SplitPlan] = {}
@@ -141,14 +188,15 @@ def main(argv: list[str] | None = None) -> int:
             finetune=TrainConfig(epochs=1 if quick else 8, batch_size=128, lr=1e-3, patience=3, distill_alpha=0.5,
                                  max_seconds=per_split, seed=args.seed),
             fusion=TrainConfig(epochs=10 if quick else 40, batch_size=256, lr=2e-3, patience=6, seed=args.seed),
-            seed=args.seed,
+            other=not args.no_other, seed=args.seed,
         )
         t0 = time.perf_counter()
         plan = make_plan(dense, args.model, train, val, devices, work / f"split{n}", cfg, FASHION_MNIST_CLASSES)
         plans[n] = plan
         acc = accuracy(plan, xt, yt)
         sizes = plan.per_device_size_mb()
-        emit("accuracy", acc, "fraction", model="split", nodes=n, vs_dense_points=round(100 * (acc - dense_acc), 2),
+        emit("accuracy", acc, "fraction", model="split", nodes=n, other_class=not args.no_other,
+             vs_dense_points=round(100 * (acc - dense_acc), 2),
              target_within_points=2.0, plan_seconds=round(time.perf_counter() - t0, 1), quick=quick)
         emit("size_total", sum(sizes.values()), "MB", model="split", nodes=n, quick=quick)
         emit("size_per_device_max", max(sizes.values()), "MB", model="split", nodes=n,
@@ -179,6 +227,9 @@ def main(argv: list[str] | None = None) -> int:
         emit("latency_p50", percentiles(times)["p50"], "ms", model="split", nodes=n, backend="inprocess", quick=quick)
     if not args.no_ray:
         ray_latency(plans, dense_ckpt, frames, n_frames, quick)
+    scale = args.scale_model or ("vit_tiny_224" if quick else "vit_small_224")
+    if scale != "none":
+        compute_latency(scale, args.nodes, 5 if quick else 10, quick)
     return 0
 
 

@@ -33,7 +33,7 @@ import torch
 from edgestream.core import STAGES, StreamInfo
 from edgestream.dsp.periods import extract_periods
 from edgestream.testing import make_chunk
-from edgestream.train.mptsnet import DEFAULT_CONFIG, train_mptsnet
+from edgestream.train.mptsnet import DEFAULT_CONFIG, UEARun, train_mptsnet
 from edgestream.train.uea import fill_missing, find_dataset, load_uea
 
 BENCH = "mptsnet_uea"
@@ -45,7 +45,7 @@ def emit(metric: str, value: float, unit: str, **context) -> None:
 
 
 def train_variant(data: Path, variant: str, epochs: int, patience: int, seed: int, quick: bool,
-                  capped: bool = False) -> torch.nn.Module:
+                  capped: bool = False) -> UEARun:
     """Train with validation selection; the per-epoch test accuracy is logged for comparison only."""
     ds = load_uea(data)
     y_test = ds.y_test
@@ -77,7 +77,7 @@ def train_variant(data: Path, variant: str, epochs: int, patience: int, seed: in
          note="training + validation; the per-epoch test evaluation (comparison curve) is excluded", **ctx)
     emit("seconds_per_epoch", train_seconds / len(run.train.history), "s", **ctx)
     emit("parameters", n_params, "count", **ctx)
-    return run.model
+    return run
 
 
 def latency(model: torch.nn.Module, repeats: int) -> dict[str, float]:
@@ -120,12 +120,13 @@ def latency(model: torch.nn.Module, repeats: int) -> dict[str, float]:
             "ort_p50": float(np.median(ort_ms)), "ort_p99": float(np.percentile(ort_ms, 99))}
 
 
-def bench_latency(compact: torch.nn.Module, quick: bool) -> None:
+def bench_latency(compact: torch.nn.Module, paper_periods: tuple[int, ...], quick: bool) -> None:
+    """Compact (trained) vs paper-size model on the dataset's 5 periods; latency depends on sizes, not weights."""
     from edgestream.models import create_model
 
     repeats = 30 if quick else 200
     paper = create_model("mptsnet", in_channels=compact.in_channels, n_classes=compact.n_classes, seq_len=compact.seq_len,
-                         periods=list(compact.periods) + [p for p in (6, 5, 4, 3) if p not in compact.periods][:2])
+                         periods=list(paper_periods))
     base = latency(paper, max(10, repeats // 4))
     mine = latency(compact, repeats)
     ctx = {"window": f"1 x {compact.in_channels} x {compact.seq_len}", "threads": 1, "quick": quick}
@@ -205,13 +206,15 @@ def main(argv: list[str] | None = None) -> None:
     data, _ = find_dataset(args.data)
     bench_tracker(args.quick)
     bench_extraction(data, args.quick)
-    if not args.skip_paper:
+    if args.skip_paper:
+        paper_periods = extract_periods(fill_missing(load_uea(data).x_train), 5).periods
+    else:
         paper_epochs = args.paper_epochs or args.epochs or (3 if args.quick else 200)
-        train_variant(data, "mptsnet", paper_epochs, args.patience, args.seed, args.quick,
-                      capped=args.paper_epochs is not None and not args.quick)
+        paper_periods = train_variant(data, "mptsnet", paper_epochs, args.patience, args.seed, args.quick,
+                                      capped=args.paper_epochs is not None and not args.quick).periods.periods
     compact = train_variant(data, "mptsnet_compact", args.epochs or (6 if args.quick else 200), args.patience, args.seed,
                             args.quick, capped=args.epochs is not None and not args.quick)
-    bench_latency(compact, args.quick)
+    bench_latency(compact.model, paper_periods, args.quick)
 
 
 if __name__ == "__main__":

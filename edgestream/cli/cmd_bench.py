@@ -9,7 +9,9 @@ import click
 @click.argument("pipeline", required=False, default="reference")
 @click.option("--device", "-d", default=None, help="Device profile (cpu, desktop-cuda, jetson, rpi5) or YAML path. "
               "Default: the pipeline's `device`, else cpu.")
-@click.option("--duration", "-t", type=float, default=10.0, show_default=True, help="Seconds to run.")
+@click.option("--duration", "-t", type=float, default=10.0, show_default=True, help="Seconds measured.")
+@click.option("--warmup", type=float, default=2.0, show_default=True,
+              help="Seconds run before measuring (the backlog from building the graph drains).")
 @click.option("--source", "-s", default="simulate", show_default=True, metavar="simulate|live|FILE",
               help="Input: the in-process EEG simulator, the pipeline's own sources, or a recording replayed in real time.")
 @click.option("--channels", type=int, default=None, help="Simulator channels (default: the simulator's).")
@@ -18,7 +20,7 @@ import click
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, writable=True), default=None,
               help="Write the shareable report as JSON to this file ('-' for stdout).")
 @click.option("--check", is_flag=True, help="Exit with status 1 when the verdict is FAIL.")
-def command(pipeline: str, device: str | None, duration: float, source: str, channels: int | None, sfreq: float | None,
+def command(pipeline: str, device: str | None, duration: float, warmup: float, source: str, channels: int | None, sfreq: float | None,
             overrides: tuple[str, ...], json_path: str | None, check: bool) -> None:
     """Run PIPELINE on a simulated or replayed stream and report latency against the device budget.
 
@@ -38,8 +40,8 @@ def command(pipeline: str, device: str | None, duration: float, source: str, cha
     from edgestream.runners.export import show_progress
 
     show_progress()
-    click.echo(f"edgestream bench: {pipeline} for {duration:g} s on {source} input...", err=True)
-    report = run_bench(pipeline, device, duration, source, channels, sfreq, overrides)
+    click.echo(f"edgestream bench: {pipeline} on {source} input, {warmup:g} s warm-up + {duration:g} s measured...", err=True)
+    report = run_bench(pipeline, device, duration, source, channels, sfreq, overrides, warmup)
     text = json.dumps(report, indent=2, default=str)
     if json_path == "-":
         click.echo(text)

@@ -108,6 +108,14 @@ class Source:
         for listener in list(self._listeners):
             listener(event)
 
+    def _note(self, time: float, detail: str) -> None:
+        """Record an event that is not a state change (e.g. a clock step), in ``events`` and to listeners."""
+        event = StreamEvent(time, self.info.name if self.info else "?", self.state, self.state, detail)
+        with self._events_lock:
+            self.events.append(event)
+        for listener in list(self._listeners):
+            listener(event)
+
     def health(self) -> dict[str, Any]:
         return {"state": self.state.value, "samples_in": self.samples_in, "drops": self.drops.as_dict()}
 

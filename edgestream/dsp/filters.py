@@ -9,6 +9,7 @@ not ring at start-up. Filtering a signal in chunks of any size gives exactly the
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar
 
 import numpy as np
 from scipy import signal
@@ -106,9 +107,10 @@ class BandPass(SOSFilter):
         return 3.0 / self.l_freq
 
 
-@STAGES.register("highpass")
-class HighPass(SOSFilter):
-    """Causal high-pass at ``freq`` Hz (Butterworth by default)."""
+class _SingleEdge(SOSFilter):
+    """A high- or low-pass with one cut-off ``freq`` in Hz; ``btype`` is set by the subclass."""
+
+    btype: ClassVar[str] = ""
 
     def __init__(self, freq: float, order: int = 4, ftype: str = "butter", gap_policy: str = "reset") -> None:
         super().__init__(gap_policy=gap_policy)
@@ -118,30 +120,25 @@ class HighPass(SOSFilter):
 
     def _design(self, sfreq: float) -> np.ndarray:
         self._check_freq(self.freq, "freq", sfreq)
-        return signal.iirfilter(self.order, self.freq, btype="highpass", ftype=self.ftype, fs=sfreq, output="sos",
+        return signal.iirfilter(self.order, self.freq, btype=self.btype, ftype=self.ftype, fs=sfreq, output="sos",
                                 rp=1.0, rs=40.0)
 
     def _settle_seconds(self) -> float:
         return 3.0 / self.freq
+
+
+@STAGES.register("highpass")
+class HighPass(_SingleEdge):
+    """Causal high-pass at ``freq`` Hz (Butterworth by default)."""
+
+    btype = "highpass"
 
 
 @STAGES.register("lowpass")
-class LowPass(SOSFilter):
+class LowPass(_SingleEdge):
     """Causal low-pass at ``freq`` Hz (Butterworth by default)."""
 
-    def __init__(self, freq: float, order: int = 4, ftype: str = "butter", gap_policy: str = "reset") -> None:
-        super().__init__(gap_policy=gap_policy)
-        self.freq = check_number(freq, "freq", low=0, low_inclusive=False)
-        self.order = check_number(order, "order", low=1, high=16, integer=True)
-        self.ftype = check_value(ftype, FTYPES, "ftype")
-
-    def _design(self, sfreq: float) -> np.ndarray:
-        self._check_freq(self.freq, "freq", sfreq)
-        return signal.iirfilter(self.order, self.freq, btype="lowpass", ftype=self.ftype, fs=sfreq, output="sos",
-                                rp=1.0, rs=40.0)
-
-    def _settle_seconds(self) -> float:
-        return 3.0 / self.freq
+    btype = "lowpass"
 
 
 @STAGES.register("notch")

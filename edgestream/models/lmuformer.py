@@ -19,7 +19,7 @@ Every model of the family is a :class:`~edgestream.models.base.StreamingModule`:
   (zeros, not counted in the running mean).
 
 Streaming equivalence holds in eval mode (BatchNorm uses running statistics); training uses
-:meth:`parallel` / :meth:`classify` (wrap with :class:`ClipClassifier` for ``edgestream.train.fit``).
+:meth:`parallel` / :meth:`classify` (``edgestream.train.fit`` calls ``training_logits`` = ``classify``).
 The spiking variant lives in :mod:`edgestream.models.spiking_lmuformer`.
 """
 
@@ -69,6 +69,8 @@ class LMUSequenceModel(StreamingModule):
                 if hasattr(module, "name"):
                     module.name = name
         self.delay = self._delay()
+        # static structure, looked up on every call (a plain tuple: the modules stay registered where they are)
+        self._state_modules = tuple(m for m in self.modules() if getattr(m, "state_key", "") and hasattr(m, "state_shape"))
         if device is not None or dtype is not None:
             self.to(device=device, dtype=dtype)
         # Streaming equivalence is defined in eval mode; training code calls .train() itself.
@@ -78,12 +80,9 @@ class LMUSequenceModel(StreamingModule):
         return 0
 
     # --- state ---------------------------------------------------------------------------
-    def _stateful(self) -> list[nn.Module]:
-        return [m for m in self.modules() if getattr(m, "state_key", "") and hasattr(m, "state_shape")]
-
     def state_shapes(self, batch: int = 1) -> dict[str, tuple[int, ...]]:
         shapes: dict[str, tuple[int, ...]] = {"frames": (batch,), "logit_sum": (batch, self.n_classes)}
-        for module in self._stateful():
+        for module in self._state_modules:
             shape = module.state_shape(batch)
             if shape is not None:
                 shapes[module.state_key] = tuple(shape)
@@ -129,6 +128,10 @@ class LMUSequenceModel(StreamingModule):
     def classify(self, x: torch.Tensor) -> torch.Tensor:
         """Clip logits ``(B, K)``: per-frame logits averaged over frames (the paper's head)."""
         return self.parallel(x).mean(1)
+
+    def training_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """What :func:`edgestream.train.fit` trains and evaluates: :meth:`classify` (the parallel path)."""
+        return self.classify(x)
 
     def forward(
         self, x: torch.Tensor, state: State | None = None, *, stats: SpikeStats | None = None
@@ -371,20 +374,6 @@ class LMUClassifier(LMUSequenceModel):
         m = run.memory(self.memory, u)  # (B, n, d)
         h = torch.relu(self.w_h(torch.cat([m, xt], -1)))
         return self.head(self.dropout(h)).transpose(1, 2)
-
-
-class ClipClassifier(nn.Module):
-    """Adapter for :func:`edgestream.train.fit`: ``forward(x (B, T, C)) -> model.classify(x) (B, K)``.
-
-    Save ``wrapper.model`` (the registered model) in checkpoints, not the wrapper.
-    """
-
-    def __init__(self, model: LMUSequenceModel) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model.classify(x)
 
 
 # --- registry ------------------------------------------------------------------------------------

@@ -225,6 +225,11 @@ class MPTSNet(nn.Module):
             "layout": self.layout, **self.hparams,
         }
 
+    def example_input(self, batch: int = 1) -> torch.Tensor:
+        """Zeros (batch, in_channels, seq_len) on the model's device and dtype (for export and warm-up)."""
+        ref = self.head.weight
+        return torch.zeros(batch, self.in_channels, self.seq_len, device=ref.device, dtype=ref.dtype)
+
     def embedding(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, T) -> (B, d, T)
         # circular padding by hand (one step each side): identical to padding_mode="circular", portable to ONNX
         x = torch.cat([x[:, :, -1:], x, x[:, :, :1]], dim=-1)

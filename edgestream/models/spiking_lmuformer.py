@@ -151,3 +151,23 @@ def spiking_lmuformer_scv2(**overrides: Any) -> SpikingLMUFormer:
 def spiking_lmuformer_eeg_s(**overrides: Any) -> SpikingLMUFormer:
     """Compact spiking LMUFormer for EEG: 64 channels in, 3 classes, width 64, memory 128 over θ = 128 frames."""
     return build(SpikingLMUFormer, EEG_S | {"memory": 128}, overrides, "spiking_lmuformer_eeg_s")
+
+
+def spike_report(model: SpikingLMUFormer, frames: torch.Tensor) -> dict[str, Any]:
+    """Spike rates and synaptic operations of ``model`` over ``frames`` ``(B, T, C)`` (whole-sequence pass).
+
+    Returns ``layers`` (one row per LIF layer: rate, spikes, SOPs, SOPs per frame), ``sops_per_frame``
+    (all layers), ``dense_ops_per_frame`` (the accumulates the same synapses cost if every neuron
+    fired at every frame — the MACs of those layers with real-valued activations), their ratio,
+    and the mean spike rate.
+    """
+    from edgestream.models.layers.spiking import SpikeStats
+
+    stats = SpikeStats()
+    with torch.no_grad():
+        model.parallel(frames, stats=stats)
+    per = float(frames.shape[0] * frames.shape[1])
+    sops = stats.total_sops / per
+    dense = float(sum(layer.neurons * layer.fanout for layer in stats.layers.values()))
+    return {"layers": stats.report(), "sops_per_frame": sops, "dense_ops_per_frame": dense,
+            "sops_fraction_of_dense": sops / dense if dense else 0.0, "mean_rate": stats.mean_rate}

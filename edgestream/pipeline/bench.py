@@ -18,11 +18,13 @@ from __future__ import annotations
 import inspect
 import os
 import platform
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 from edgestream.core.errors import ConfigError
+from edgestream.core.latency import LatencyStats
 
 REPORT_VERSION = 1
 SIMULATOR = "simulate_eeg"  # registered in-process EEG simulator source
@@ -72,14 +74,21 @@ def machine_info() -> dict[str, Any]:
 
 
 def run_bench(pipeline: str, device: str | None = None, duration: float = 10.0, source: str = "simulate",
-              channels: int | None = None, sfreq: float | None = None, overrides: tuple[str, ...] = ()) -> dict[str, Any]:
-    """Run ``pipeline`` for ``duration`` seconds and return the report (see module docstring)."""
+              channels: int | None = None, sfreq: float | None = None, overrides: tuple[str, ...] = (),
+              warmup: float = 2.0) -> dict[str, Any]:
+    """Run ``pipeline`` for ``warmup + duration`` seconds and return the report (see module docstring).
+
+    Latency, compute time and throughput cover the last ``duration`` seconds only: during the first
+    ``warmup`` seconds the pipeline drains what queued up while models were exported and loaded.
+    Drops, CPU and memory cover the whole run.
+    """
     from edgestream.core.checks import check_number
     from edgestream.core.device import load_profile
     from edgestream.pipeline import Engine, build, load_pipeline
     from edgestream.pipeline.config import NodeSpec
 
     check_number(duration, "--duration", low=0, low_inclusive=False, fix="Pass seconds, e.g. --duration 30.")
+    check_number(warmup, "--warmup", low=0, fix="Pass seconds, e.g. --warmup 2 (0 measures from the first sample).")
     spec = load_pipeline(pipeline, overrides)
     profile = load_profile(device or spec.device or "cpu")  # logs each fallback decision
     if source != "live":
@@ -94,8 +103,33 @@ def run_bench(pipeline: str, device: str | None = None, duration: float = 10.0, 
     t_build = time.perf_counter()
     graph.start()
     build_s = time.perf_counter() - t_build
-    summary = Engine(graph, publish=False).run(duration, raise_errors=False)
-    return make_report(summary, spec, profile, source, duration, build_s, machine)
+    window: dict[str, Any] = {}
+
+    def start_measuring() -> None:  # from here on: fresh latency statistics and throughput counters
+        for node in graph.nodes:
+            node.latency, node.compute = LatencyStats(), LatencyStats()
+        window.update(t0=time.perf_counter(), inputs={s.id: s.source.samples_in for s in graph.sources},
+                      outputs={n.id: n.samples_out for n in graph.nodes})
+
+    timer = threading.Timer(warmup, start_measuring)
+    timer.daemon = True
+    if warmup > 0:
+        timer.start()
+    else:
+        start_measuring()
+    try:
+        summary = Engine(graph, publish=False).run(duration + warmup, raise_errors=False)
+    finally:
+        timer.cancel()
+    end = time.perf_counter()
+    if window:
+        seconds = end - window["t0"]
+        window = {"seconds": seconds,
+                  "input_samples_per_s": {sid: (s["samples_in"] - window["inputs"][sid]) / seconds
+                                          for sid, s in summary["sources"].items()},
+                  "output_samples_per_s": {nid: (n["samples_out"] - window["outputs"][nid]) / seconds
+                                           for nid, n in summary["nodes"].items()}}
+    return make_report(summary, spec, profile, source, duration, build_s, machine, warmup, window)
 
 
 def _lat(stats: dict[str, float]) -> dict[str, float]:
@@ -103,8 +137,8 @@ def _lat(stats: dict[str, float]) -> dict[str, float]:
 
 
 def make_report(summary: dict[str, Any], spec: Any, profile: Any, source: str, duration: float, build_s: float,
-                machine: dict[str, Any]) -> dict[str, Any]:
-    """The shareable bench report from an engine summary."""
+                machine: dict[str, Any], warmup: float = 0.0, window: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The shareable bench report from an engine summary (``window``: throughput after the warm-up)."""
     wall = summary["wall_s"] or float("nan")
     sinks = [nid for nid, n in summary["nodes"].items() if any(s.id == nid for s in spec.sinks)]
     stages = {nid: {"kind": n["kind"], "samples_in": n["samples_in"], "samples_out": n["samples_out"],
@@ -132,9 +166,10 @@ def make_report(summary: dict[str, Any], spec: Any, profile: Any, source: str, d
         "pipeline": spec.name, "pipeline_file": spec.path, "source": source, "duration_s": duration,
         "device": profile.name, "profile": profile.to_dict(), "decisions": list(profile.decisions), "machine": machine,
         "build_s": round(build_s, 3), "wall_s": wall, "cpu_percent": summary["cpu_percent"], "rss_mb": rss,
+        "warmup_s": warmup, "measured_s": (window or {}).get("seconds", 0.0),
         "throughput": {
-            "input_samples_per_s": {sid: s["samples_in"] / wall for sid, s in summary["sources"].items()},
-            "output_samples_per_s": {nid: summary["nodes"][nid]["samples_out"] / wall for nid in sinks},
+            "input_samples_per_s": (window or {}).get("input_samples_per_s", {}),
+            "output_samples_per_s": {nid: v for nid, v in (window or {}).get("output_samples_per_s", {}).items() if nid in sinks},
         },
         "stages": stages, "sinks": {nid: {"kind": summary["nodes"][nid]["kind"], "latency": _lat(summary["nodes"][nid]["latency"]),
                                           "write": _lat(summary["nodes"][nid]["compute"])} for nid in sinks},
@@ -148,7 +183,7 @@ def format_report(r: dict[str, Any]) -> str:
     """The report as a table for the terminal."""
     m = r["machine"]
     lines = [f"edgestream bench — pipeline {r['pipeline']!r} on device {r['device']!r}, source {r['source']}, "
-             f"{r['wall_s']:.1f} s",
+             f"{r['measured_s']:.1f} s measured after {r['warmup_s']:g} s warm-up",
              f"  machine: {m['cpu']} ({m['cpus']} CPUs, load {m['load_avg_1m']:.2f}), torch {m['torch']}, "
              f"onnxruntime {m['onnxruntime']}, liblsl {m['liblsl']}"]
     p = r["profile"]
@@ -172,7 +207,7 @@ def format_report(r: dict[str, Any]) -> str:
               f"max {e.get('max_ms', float('nan')):.2f} ms over {e.get('count', 0)} outputs",
               "  throughput: " + ", ".join(f"{k} {v:,.0f} samples/s in" for k, v in t["input_samples_per_s"].items())
               + "; " + ", ".join(f"{k} {v:,.1f} samples/s out" for k, v in t["output_samples_per_s"].items()),
-              f"  CPU {r['cpu_percent']:.1f} % of one core, RSS {r['rss_mb']:.0f} MB",
+              f"  CPU {r['cpu_percent']:.1f} % of one core, RSS {r['rss_mb']:.0f} MB (whole run)",
               f"  drops: {r['drops']['total']} samples (" + ", ".join(
                   f"{sid}: " + ", ".join(f"{k} {v}" for k, v in d.items() if k != "total") for sid, d in r["drops"]["sources"].items())
               + f"; queues {r['drops']['queues']})"]

@@ -157,8 +157,10 @@ def apply_set(raw: dict[str, Any], assignments: Iterable[str]) -> dict[str, Any]
     """Apply ``--set`` overrides to the raw YAML mapping (node ids may omit their section)."""
     raw = copy.deepcopy(raw)
     for parts, value in parse_set(assignments):
-        if parts[0] in TOP_KEYS and (len(parts) == 1 or parts[0] in SECTIONS):
+        if parts[0] in TOP_KEYS and (len(parts) == 1 or parts[0] in SECTIONS + ("record",)):
             target, path = raw, parts
+            if parts[0] == "record" and len(parts) > 1 and not isinstance(raw.get("record"), dict):
+                raw["record"] = {}  # `--set record.subject=02` turns recording on
         else:
             owners = [s for s in SECTIONS if isinstance(raw.get(s), dict) and parts[0] in raw[s]]
             if not owners:

@@ -4,6 +4,10 @@ queued node, and a 1 Hz monitor publishing latency and health as LSL streams.
 Stop conditions: the duration elapsed, every source finished, ``stop()`` was called (Ctrl-C /
 SIGTERM in the CLI), or a component raised — then everything is torn down in order and the
 error is re-raised after the summary was assembled.
+
+A ``recording`` hook (:class:`edgestream.record.pipeline.PipelineRecording`) is started once
+every outlet exists and before any source is read, and stopped after the last output and
+before any outlet closes, so a recording holds every sample the run consumed and produced.
 """
 
 from __future__ import annotations
@@ -30,9 +34,10 @@ READ_TIMEOUT = 0.05  # s; how often a source thread checks the stop flag when no
 class Engine:
     """Drive a :class:`Graph`. ``run(duration)`` blocks and returns the summary dict."""
 
-    def __init__(self, graph: Graph, publish: bool = True) -> None:
+    def __init__(self, graph: Graph, publish: bool = True, recording: Any = None) -> None:
         self.graph = graph
         self.publish = publish
+        self.recording = recording  # has start(engine) and stop(engine, summary) -> dict
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._errors: list[BaseException] = []
@@ -61,6 +66,8 @@ class Engine:
         self.started_at = local_clock()
         try:
             self._start_monitor()
+            if self.recording is not None:
+                self.recording.start(self)  # returns once the recorder collects every stream
             for s in self.graph.sources:
                 self._spawn(f"source-{s.id}", self._source_loop, s)
             for node in self.graph.nodes:
@@ -89,12 +96,26 @@ class Engine:
             cpu1 = proc.cpu_times()
             cpu = (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)
             summary = self.summary(wall, cpu, proc)
+            if self.recording is not None:
+                summary["recording"] = self._stop_recording(summary)
             self.graph.stop()
             for _, sink in self._monitor_sinks:
                 sink.stop()
         if self._errors and raise_errors:
             raise self._errors[0]
         return summary
+
+    def _stop_recording(self, summary: dict[str, Any]) -> dict[str, Any]:
+        try:
+            return self.recording.stop(self, summary)
+        except Exception as exc:  # the run's own results must still come out
+            log.error("stopping the recording failed: %s", exc)
+            return {"status": f"failed: {exc}"}
+
+    @property
+    def monitor_outlets(self) -> list[tuple[str, Any]]:
+        """``(kind, lsl_outlet sink)`` of the latency and health streams, once running."""
+        return list(self._monitor_sinks)
 
     def _spawn(self, name: str, target: Any, arg: Any) -> None:
         t = threading.Thread(target=self._guard, args=(target, arg), name=name, daemon=True)
@@ -113,6 +134,10 @@ class Engine:
         source, children, stop = s.source, s.children, self._stop
         while not stop.is_set():
             for chunk in source.read(READ_TIMEOUT):
+                if chunk.n_times:
+                    if s.first_ts is None:
+                        s.first_ts = float(chunk.timestamps[0])
+                    s.last_ts = float(chunk.timestamps[-1])
                 for child in children:
                     child.push(chunk)
             if source.finished:
@@ -140,7 +165,8 @@ class Engine:
         if spec.health_stream:
             ch = []
             for s in self.graph.sources:
-                ch += [f"{s.id}_{k}" for k in ("state", "rate_hz", "lag_ms", "overflow", "counter_gap", "reconnect_gap", "nonfinite")]
+                ch += [f"{s.id}_{k}" for k in ("state", "rate_hz", "lag_ms", "overflow", "counter_gap", "reconnect_gap",
+                                               "nonfinite", "clock_steps")]
             ch += [f"{n.id}_queue_drops" for n in self.graph.nodes if n.queue is not None]
             info = StreamInfo(f"{spec.name}-health", "Health", "", 1.0, ch, ["health"] * len(ch))
             self._monitor_sinks.append(("health", self._monitor_outlet(info, "health")))
@@ -179,7 +205,8 @@ class Engine:
             self._rate_prev[s.id] = (src.samples_in, t)
             lag = getattr(src, "lag", float("nan"))
             d = src.drops
-            row += [src.state.code, rate, lag * 1e3, d.overflow, d.counter_gap, d.reconnect_gap, d.nonfinite]
+            row += [src.state.code, rate, lag * 1e3, d.overflow, d.counter_gap, d.reconnect_gap, d.nonfinite,
+                    getattr(src, "clock_steps", 0)]
         row += [n.queue.dropped_samples for n in self.graph.nodes if n.queue is not None]
         return row
 
@@ -202,6 +229,8 @@ class Engine:
             "rss_mb": rss,
             "sources": {
                 s.id: {"stream": s.info.name if s.info else "", "samples_in": s.source.samples_in,
+                       "first_timestamp": s.first_ts, "last_timestamp": s.last_ts,
+                       "clock_steps": getattr(s.source, "clock_steps", 0),
                        "state": s.source.state.value, "drops": s.source.drops.as_dict(),
                        "events": [f"{e.old.value}->{e.new.value} {e.detail}".strip() for e in s.source.events]}
                 for s in g.sources

@@ -94,6 +94,8 @@ class SourceNode:
         self.source = source
         self.children: list[Node] = []
         self.info: StreamInfo | None = None
+        self.first_ts: float | None = None  # LSL stamp of the first sample the engine read (s)
+        self.last_ts: float | None = None  # ... and of the newest one
 
     @property
     def id(self) -> str:

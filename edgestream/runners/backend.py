@@ -203,7 +203,8 @@ class OrtStreamingBackend:
         self.state_spec = {k: (tuple(spec[k]["shape"]), np.dtype(spec[k]["dtype"])) for k in self.state_keys}
         self.input_dtype = np.dtype(step.manifest["inputs"][0]["dtype"])
         self.in_channels = int(step.manifest["inputs"][0]["shape"][-1])
-        self.out_channels = int(step.manifest["outputs"][0]["shape"][-1])
+        y, _ = self._run(1, np.zeros((1, 1, self.in_channels), np.float32), self.init_state(1))  # dry run: output width
+        self.out_channels = int(y.shape[-1])
         example = np.zeros((1, self.chunk, self.in_channels), np.float32)
         warm_up(lambda: self(example, self.init_state(1)), profile.warmup_runs if profile else 0, label, self.providers, progress)
 

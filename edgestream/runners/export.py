@@ -23,6 +23,7 @@ opset and the torch/edgestream export versions, so a retrained model never reuse
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import io
@@ -43,7 +44,7 @@ from edgestream.core.errors import ConfigError, EdgestreamError
 log = logging.getLogger(__name__)
 progress_log = logging.getLogger("edgestream.progress")  # CLIs raise this logger to INFO to show progress
 
-EXPORT_VERSION = 1  # bump when the graph layout or the manifest changes (invalidates caches)
+EXPORT_VERSION = 2  # bump when the graph layout or the manifest changes (invalidates caches)
 PRECISIONS = ("fp32", "fp16", "int8")
 FP32_TOLERANCE = {"atol": 1e-4, "rtol": 1e-3}  # |onnx - torch| <= atol + rtol * max|torch| (float32 kernels differ)
 
@@ -164,39 +165,82 @@ def _step_wrapper(model: Any, keys: Sequence[str]) -> Any:
     return StreamingStep().eval()
 
 
-def _torch_export(module: Any, args: tuple, path: Path, inputs: list[str], outputs: list[str], opset: int) -> None:
-    """TorchScript-based export (dynamo=False: reliable for recurrent ops); the dynamo exporter as a fallback."""
-    import torch
+def _torch_export(module: Any, args: tuple, path: Path, inputs: list[str], outputs: list[str], opset: int) -> str | int:
+    """Export ``module``; returns the graph's batch size ("dynamic", or 1 when only a fixed batch exports).
 
+    Attempts, in order: the TorchScript exporter (reliable for recurrent ops) with a dynamic batch
+    axis, then with batch 1 (ops such as ``unfold`` need static sizes; a stream runner uses batch
+    1 anyway), then the dynamo exporter likewise.
+    """
     import warnings
 
-    dynamic = {n: {0: "batch"} for n in inputs + outputs}
-    with torch.no_grad(), warnings.catch_warnings():
-        # The TorchScript exporter's deprecation notice and its advice on RNN initial states (which
-        # are inputs here) are not actionable for users.
-        warnings.simplefilter("ignore", category=UserWarning)
-        warnings.simplefilter("ignore", category=DeprecationWarning)
-        warnings.simplefilter("ignore", category=FutureWarning)
-        warnings.simplefilter("ignore", category=torch.jit.TracerWarning)  # shape checks in forward() are traced as constants
-        try:
+    import torch
+
+    def torchscript(dynamic: bool) -> None:
+        axes = {n: {0: "batch"} for n in inputs + outputs} if dynamic else None
+        torch.onnx.export(module, args, str(path), input_names=inputs, output_names=outputs,
+                          dynamic_axes=axes, opset_version=opset, dynamo=False, verbose=False)
+
+    def dynamo(dynamic: bool) -> None:
+        shapes = None
+        if dynamic:
+            batch = torch.export.Dim("batch", min=1, max=1024)
+            shapes = tuple({0: batch} for _ in args)
+            if len(args) > 1 and module.__class__.__name__ == "StreamingStep":  # forward(x, *state)
+                shapes = (shapes[0], shapes[1:])
+        with contextlib.redirect_stdout(io.StringIO()):
             torch.onnx.export(module, args, str(path), input_names=inputs, output_names=outputs,
-                              dynamic_axes=dynamic, opset_version=opset, dynamo=False)
-            return
-        except Exception as first:  # unsupported op in the TorchScript exporter: try the dynamo exporter
-            log.info("TorchScript ONNX export failed (%s); trying the dynamo exporter", first)
-            try:
-                batch = torch.export.Dim("batch", min=1, max=1024)
-                shapes = tuple({0: batch} for _ in args)
-                if len(args) > 1 and module.__class__.__name__ == "StreamingStep":  # forward(x, *state)
-                    shapes = (shapes[0], shapes[1:])
-                torch.onnx.export(module, args, str(path), input_names=inputs, output_names=outputs,
-                                  dynamic_shapes=shapes, opset_version=max(opset, 18), dynamo=True)
-            except Exception as second:
-                raise ExportError(
-                    f"model {type(module).__name__} could not be exported to ONNX: TorchScript exporter: "
-                    f"{type(first).__name__}: {str(first).splitlines()[0][:200]}; dynamo exporter: "
-                    f"{type(second).__name__}: {str(second).splitlines()[0][:200]}."
-                ) from None
+                              dynamic_shapes=shapes, opset_version=max(opset, 18), dynamo=True, verbose=False)
+
+    attempts = [("TorchScript exporter, dynamic batch", torchscript, True), ("TorchScript exporter, batch 1", torchscript, False),
+                ("dynamo exporter, dynamic batch", dynamo, True), ("dynamo exporter, batch 1", dynamo, False)]
+    failures = []
+    torch_log = logging.getLogger("torch")
+    level = torch_log.level
+    torch_log.setLevel(logging.CRITICAL)  # failed attempts log pages of tracebacks; the summary below says why
+    try:
+        with torch.no_grad(), warnings.catch_warnings(), _quiet_fds():
+            # The TorchScript exporter's deprecation notice and its advice on RNN initial states (which
+            # are inputs here) are not actionable for users.
+            for category in (UserWarning, DeprecationWarning, FutureWarning, torch.jit.TracerWarning):
+                warnings.simplefilter("ignore", category=category)
+            for label, fn, dynamic in attempts:
+                try:
+                    fn(dynamic)
+                    if failures:
+                        log.info("ONNX export of %s succeeded with the %s", type(module).__name__, label)
+                    return "dynamic" if dynamic else 1
+                except Exception as exc:  # unsupported op or shape constraint: try the next way
+                    failures.append(f"{label}: {type(exc).__name__}: {str(exc).strip().splitlines()[0][:160]}")
+                    log.info("ONNX export attempt failed (%s)", failures[-1])
+    finally:
+        torch_log.setLevel(level)
+    raise ExportError(f"model {type(module).__name__} could not be exported to ONNX; " + "; ".join(failures) + ".")
+
+
+@contextlib.contextmanager
+def _quiet_fds():
+    """Silence file descriptors 1 and 2 while exporting: failed attempts print whole IR graphs from C++.
+
+    Process-wide for the duration of one export (done while a graph is built, not while streaming).
+    """
+    import sys
+
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    saved = [os.dup(1), os.dup(2)]
+    with open(os.devnull, "w") as null:
+        os.dup2(null.fileno(), 1)
+        os.dup2(null.fileno(), 2)
+        try:
+            yield
+        finally:
+            for stream in (sys.stdout, sys.stderr):
+                stream.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
 
 
 def _io_specs(path: Path) -> tuple[list[dict], list[dict]]:
@@ -321,9 +365,10 @@ def _export_fp32(model: Any, name: str, streaming: bool, chunk: int, example: np
         keys = list(state)
         ins = ["x"] + [f"state_in.{k}" for k in keys]
         outs = ["y"] + [f"state_out.{k}" for k in keys]
-        report(f"{name}: exporting to ONNX ({chunk} step(s) per call, state {', '.join(keys) or '(none)'}; opset {opset})", progress)
-        _torch_export(_step_wrapper(model, keys), (x, *state.values()), out / "model.onnx", ins, outs, opset)
-        return {"kind": "streaming", "chunk": chunk, "delay": int(getattr(model, "delay", 0)),
+        named = ", ".join(keys[:4]) + (f", ... ({len(keys)} tensors)" if len(keys) > 4 else "")
+        report(f"{name}: exporting to ONNX ({chunk} step(s) per call, state {named or '(none)'}; opset {opset})", progress)
+        batch = _torch_export(_step_wrapper(model, keys), (x, *state.values()), out / "model.onnx", ins, outs, opset)
+        return {"kind": "streaming", "chunk": chunk, "batch": batch, "delay": int(getattr(model, "delay", 0)),
                 "state": {k: {"input": f"state_in.{k}", "output": f"state_out.{k}", "shape": list(v.shape[1:]),
                               "dtype": str(v.dtype).replace("torch.", "")} for k, v in state.items()}}
     try:
@@ -340,15 +385,16 @@ def _export_fp32(model: Any, name: str, streaming: bool, chunk: int, example: np
     n_out = len(y) if isinstance(y, (tuple, list)) else 1
     outs = ["y"] if n_out == 1 else [f"y{i}" for i in range(n_out)]
     report(f"{name}: exporting to ONNX (input {tuple(example.shape)}; opset {opset})", progress)
-    _torch_export(model, (x,), out / "model.onnx", ["x"], outs, opset)
-    return {"kind": "stateless", "chunk": None, "input_shape": list(example.shape[1:]), "state": {}}
+    batch = _torch_export(model, (x,), out / "model.onnx", ["x"], outs, opset)
+    return {"kind": "stateless", "chunk": None, "batch": batch, "input_shape": list(example.shape[1:]), "state": {}}
 
 
 def _derive(base: Artefact, out: Path, precision: str, progress: Progress | None) -> dict[str, Any]:
     """int8 (dynamic quantisation) or fp16 graph from the verified fp32 artefact."""
     import onnx
 
-    manifest = json.loads(json.dumps({k: v for k, v in base.manifest.items() if k in ("kind", "chunk", "delay", "state", "input_shape")}))
+    keep = ("kind", "chunk", "batch", "delay", "state", "input_shape")
+    manifest = json.loads(json.dumps({k: v for k, v in base.manifest.items() if k in keep}))
     manifest["derived_from"] = str(base.path)
     if precision == "int8":
         from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -385,112 +431,5 @@ class _quiet_quantizer:
         logging.getLogger().removeFilter(self.filter)
 
 
-# --- verification ----------------------------------------------------------------------------
-
-
-def _torch_reference(model: Any, xs: np.ndarray, chunk: int | None) -> np.ndarray:
-    """Torch outputs for ``xs``: a streaming model fed ``chunk`` steps per call with the state carried."""
-    import torch
-
-    model = model.float().eval()
-    with torch.no_grad():
-        x = torch.from_numpy(xs)
-        if chunk is None:
-            y = model(x)
-            return (y[-1] if isinstance(y, (tuple, list)) else y).numpy()
-        state = model.init_state(xs.shape[0], device="cpu", dtype=torch.float32)
-        ys = []
-        for t in range(0, xs.shape[1], chunk):
-            y, state = model(x[:, t : t + chunk], state)
-            ys.append(y)
-        return torch.cat(ys, dim=1).numpy()
-
-
-def _run_artefact(artefact: Artefact, xs: np.ndarray, reference_eval: bool = False) -> np.ndarray:
-    """Run the ONNX graph over ``xs`` (streaming: ``chunk`` steps per call, state carried) on the CPU."""
-    if reference_eval:
-        import onnx
-        from onnx.reference import ReferenceEvaluator
-
-        sess = ReferenceEvaluator(onnx.load(str(artefact.path)))
-        run = lambda feeds: sess.run(None, feeds)  # noqa: E731
-    else:
-        import onnxruntime as ort
-
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = 1
-        opts.log_severity_level = 3
-        sess = ort.InferenceSession(str(artefact.path), opts, providers=["CPUExecutionProvider"])
-        run = lambda feeds: sess.run(None, feeds)  # noqa: E731
-    in_dtype = np.dtype(artefact.manifest["inputs"][0]["dtype"])
-    if not artefact.streaming:
-        return np.asarray(run({"x": xs.astype(in_dtype)})[-1], np.float32)
-    chunk, keys = artefact.chunk, artefact.state_keys
-    st = artefact.manifest["state"]
-    state = {k: np.zeros([xs.shape[0]] + st[k]["shape"], np.dtype(st[k]["dtype"])) for k in keys}
-    ys = []
-    for t in range(0, xs.shape[1], chunk):
-        feeds = {"x": xs[:, t : t + chunk].astype(in_dtype)} | {st[k]["input"]: state[k] for k in keys}
-        y, *new = run(feeds)
-        state = dict(zip(keys, new))
-        ys.append(np.asarray(y, np.float32))
-    return np.concatenate(ys, axis=1)
-
-
-def output_error(test: np.ndarray, ref: np.ndarray) -> dict[str, float]:
-    """Max/mean absolute error, error relative to the reference's scale, and argmax agreement over the last axis."""
-    diff = np.abs(test.astype(np.float64) - ref.astype(np.float64))
-    scale = float(np.abs(ref).max()) or 1.0
-    out = {"max_abs": float(diff.max()), "mean_abs": float(diff.mean()), "max_rel": float(diff.max() / scale),
-           "ref_scale": scale}
-    if ref.ndim >= 2 and ref.shape[-1] > 1:
-        out["argmax_agreement"] = float(np.mean(test.argmax(-1) == ref.argmax(-1)))
-    return out
-
-
-def verification_input(model: Any, artefact: Artefact, seed: int = 0) -> np.ndarray:
-    """Seeded standard-normal input: streaming models get 3 calls' worth of steps (plus state carried)."""
-    rng = np.random.default_rng(seed)
-    if artefact.streaming:
-        chunk = int(artefact.chunk)
-        shape = example_input(model, 2, chunk * max(3, -(-12 // chunk)))  # >= 3 calls and >= 12 steps
-    else:
-        shape = np.zeros([2] + list(artefact.manifest["input_shape"]), np.float32)
-    return rng.standard_normal(shape.shape).astype(np.float32)
-
-
-def verify_artefact(model: Any, artefact: Artefact, progress: Progress | None = None) -> dict[str, Any]:
-    """Compare the ONNX graph with torch over a seeded sequence; raise :class:`ExportError` if fp32 differs."""
-    name = artefact.manifest["name"]
-    xs = verification_input(model, artefact)
-    ref = _torch_reference(model, xs, artefact.chunk if artefact.streaming else None)
-    what = f"{xs.shape[1] // artefact.chunk} calls of {artefact.chunk} step(s), state carried" if artefact.streaming else "batch of 2"
-    report(f"{name}: verifying {artefact.precision} ONNX against torch ({what})", progress)
-    runtime = "onnxruntime CPUExecutionProvider"
-    if artefact.precision == "fp16":
-        # A CPU-only ONNX Runtime session must not be created for a float16 graph (crashes on
-        # recurrent ops): check the numbers with ONNX's reference evaluator instead.
-        runtime = "onnx.reference.ReferenceEvaluator"
-        try:
-            got = _run_artefact(artefact, xs, reference_eval=True)
-        except Exception as exc:
-            return {"status": "not verified here", "reason": f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}",
-                    "runtime": runtime}
-    else:
-        got = _run_artefact(artefact, xs)
-    if got.shape != ref.shape:
-        raise ExportError(f"{name}: ONNX output shape {got.shape} must equal torch's {ref.shape} for input {xs.shape}.")
-    err = output_error(got, ref)
-    out = {"status": "ok", "runtime": runtime, "input_shape": list(xs.shape), "vs_torch": err}
-    if artefact.precision == "fp32":
-        bound = FP32_TOLERANCE["atol"] + FP32_TOLERANCE["rtol"] * err["ref_scale"]
-        out["bound"] = bound
-        if not err["max_abs"] <= bound:
-            raise ExportError(
-                f"{name}: the exported ONNX model must reproduce torch to float32 tolerance (max |Δ| <= {bound:.3g}); "
-                f"got max |Δ| {err['max_abs']:.3g} ({what}). An op is exported differently from its torch "
-                "semantics; check data-dependent Python control flow in forward()."
-            )
-    report(f"{name}: {artefact.precision} vs torch: max |Δ| {err['max_abs']:.3g} (relative {err['max_rel']:.3g})"
-           + (f", argmax agreement {err['argmax_agreement']:.1%}" if "argmax_agreement" in err else ""), progress)
-    return out
+# Verification lives in its own module; re-exported here because callers treat it as part of export.
+from edgestream.runners.export_verify import output_error, state_error, verify_artefact  # noqa: E402,F401

@@ -74,7 +74,7 @@ class FrameSource(Source):
         self._clock = clock or local_clock
         self._iter: Iterator[tuple[float, np.ndarray]] | None = None
         self._next: tuple[float, np.ndarray] | None = None
-        self._t0 = 0.0
+        self._t0: float | None = None
         self._count = 0
 
     # --- for subclasses ------------------------------------------------------------------
@@ -118,7 +118,7 @@ class FrameSource(Source):
         h, w, c = first[1].shape
         self.info = frame_info(self.name, self.source_id, fps, h, w, c, origin)
         self._next = first
-        self._t0 = self._clock() - first[0]
+        self._t0 = None  # set at the first read: frames are timed from when the pipeline starts pulling
         self._set_state(ConnectionState.CONNECTED, self._clock(), origin)
         return self.info
 
@@ -127,6 +127,8 @@ class FrameSource(Source):
             raise StreamError(f"{type(self).__name__}.start() must be called before read().")
         if self._next is None:
             return []
+        if self._t0 is None:  # a slow graph build must not turn into a burst of stale frames
+            self._t0 = self._clock() - self._next[0]
         if self.realtime:
             wait = self._t0 + self._next[0] - self._clock()
             if wait > timeout:

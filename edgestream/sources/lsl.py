@@ -13,6 +13,11 @@ Loss is counted, never silent, and by cause (:class:`~edgestream.core.io.DropCou
   on both sides of the outage × the nominal rate;
 * ``nonfinite`` — samples dropped by ``nonfinite="drop"``.
 
+Timestamps that leave the sample schedule (the counter, or the nominal rate, says where the
+next sample belongs) by more than ``clock_step`` seconds are a *clock step* on the producer:
+counted in ``clock_steps``, reported as an event, and never mistaken for lag (``max_lag``
+measures time on the schedule, so a forward step does not discard the samples before it).
+
 Connection states (events through :meth:`Source.subscribe`, list in ``source.events``)::
 
     connected ──no samples > stall_after, or outlet closed──> stalled
@@ -23,7 +28,9 @@ Connection states (events through :meth:`Source.subscribe`, list in ``source.eve
 
 Inlets are opened with liblsl's ``recover=False``: liblsl's own recovery blocks ``pull_chunk``
 for the whole outage, which would freeze the state machine; re-resolving and reopening is
-done here instead, explicitly.
+done here instead, explicitly. While the stream is gone a background ``ContinuousResolver``
+keeps looking for it, so short reads never cut a search short (streams on other hosts found
+through ``KnownPeers`` answer only after liblsl's unicast wave, ~0.5 s into a search).
 """
 
 from __future__ import annotations
@@ -41,53 +48,22 @@ from edgestream.core.errors import ConfigError, DataError, StreamError, Validati
 from edgestream.core.io import SOURCES, ConnectionState, Source
 from edgestream.core.lslmeta import COUNTER_MODULUS, LSLHeader, parse_header
 from edgestream.core.units import parse_unit
+from edgestream.sources.lsl_connection import ConnectionStates
 from edgestream.sources.lsl_plan import ReadPlan, plan_reading
+from edgestream.sources.lsl_resolve import build_predicate, describe_visible, list_streams
+
+__all__ = ["LSLSource", "build_predicate", "describe_visible", "list_streams"]
 
 log = logging.getLogger(__name__)
 
 NONFINITE_POLICIES = ("error", "drop", "zero", "keep")
-RESOLVE_SLICE = 0.5  # s; longest a read() blocks in one resolve attempt while the stream is gone
+CLOCK_STEP_EVENTS = 20  # clock steps reported as events (a jittery device must not grow the event list forever)
 AMBIGUITY_WAIT = 0.6  # s; without a source_id, start() listens this long for a second matching stream
 _S = ConnectionState
 
 
-def _xpath_literal(value: str) -> str:
-    return f"'{value}'" if "'" not in value else f'"{value}"'
-
-
-def build_predicate(name: str | None = None, type: str | None = None, source_id: str | None = None,
-                    predicate: str | None = None) -> str:
-    """XPath predicate (as LabRecorder writes them) selecting streams by name/type/source_id."""
-    parts = [f"{k}={_xpath_literal(v)}" for k, v in (("name", name), ("type", type), ("source_id", source_id)) if v]
-    if predicate:
-        parts.append(f"({predicate})" if parts else predicate)
-    return " and ".join(parts)
-
-
-def list_streams(timeout: float = 1.0) -> list[dict[str, Any]]:
-    """Streams visible now: name, type, source_id, sfreq (Hz), n_channels, channel_format, hostname.
-
-    Waits ``timeout`` seconds for answers (loopback answers in milliseconds, a LAN may need ~1 s).
-    """
-    import pylsl
-
-    found = pylsl.resolve_streams(wait_time=float(timeout))
-    rows = [parse_header(s.as_xml()).summary() for s in found]
-    return sorted(rows, key=lambda r: (r["name"], r["source_id"]))
-
-
-def _describe_visible(timeout: float = 0.5) -> str:
-    rows = list_streams(timeout)
-    if not rows:
-        return "no LSL streams are visible"
-    shown = [f"{r['name']!r} (type {r['type']!r}, source_id {r['source_id']!r}, {r['n_channels']} ch @ {r['sfreq']:g} Hz)"
-             for r in rows[:12]]
-    more = f" and {len(rows) - 12} more" if len(rows) > 12 else ""
-    return "visible streams: " + "; ".join(shown) + more
-
-
 @SOURCES.register("lsl")
-class LSLSource(Source):
+class LSLSource(ConnectionStates, Source):
     """Read one live LSL stream, drained to "now", with counted loss and reconnection.
 
     Parameters
@@ -137,6 +113,11 @@ class LSLSource(Source):
     max_buflen : int
         Seconds liblsl buffers for this inlet (beyond ``max_lag`` only reached when the
         consumer stops reading for that long).
+    clock_step : float or None
+        Seconds a sample's timestamp may be off its place on the schedule (previous stamp plus
+        counter step / nominal rate) before it counts as a clock step (regular streams; None:
+        no check). Without a counter channel a forward jump may also be samples lost upstream;
+        the event says so.
     clock : callable or None
         Time source for the connection state machine (default the LSL clock; tests pass a
         :class:`~edgestream.core.clock.ManualClock`).
@@ -149,7 +130,8 @@ class LSLSource(Source):
                  units: str | int | Sequence[str | int] | Mapping[str, str | int] | None = None, unit_mul: int = 0,
                  to_units: str | None = None, channels: Sequence[str] | None = None, nonfinite: str = "error",
                  expect_sfreq: float | None = None, expect_channels: int | None = None, require_regular: bool = False,
-                 clocksync: bool = True, max_buflen: int = 360, clock: Callable[[], float] | None = None) -> None:
+                 clocksync: bool = True, max_buflen: int = 360, clock_step: float | None = 0.5,
+                 clock: Callable[[], float] | None = None) -> None:
         super().__init__()
         for arg, value in (("name", name), ("type", type), ("source_id", source_id), ("predicate", predicate)):
             if value is not None:
@@ -182,6 +164,8 @@ class LSLSource(Source):
         self.require_regular = bool(require_regular)
         self.clocksync = bool(clocksync)
         self.max_buflen = check_positive(max_buflen, "max_buflen", integer=True)
+        self.clock_step = None if clock_step is None else check_positive(clock_step, "clock_step")
+        self.clock_steps = 0  # timestamp jumps detected (see clock_step)
         self.clock = clock
         self._now = clock or local_clock
         self.nonfinite_replaced = 0  # values set to 0 by nonfinite="zero"
@@ -191,6 +175,7 @@ class LSLSource(Source):
         self.header: LSLHeader | None = None
         self.plan: ReadPlan | None = None  # how samples of the resolved stream become chunks
         self._inlet: Any = None
+        self._resolver: Any = None  # pylsl.ContinuousResolver while the stream is gone
         self._buf: np.ndarray | None = None  # liblsl writes pulled samples here (numeric streams)
         self._reset_runtime()
 
@@ -200,6 +185,7 @@ class LSLSource(Source):
         self._last_counter: float | None = None
         self._pending_gap = False  # loss happened; flag the next delivered chunk
         self._reopened = False  # first samples after a new inlet: estimate the reconnect gap
+        self._sched: tuple[float, float | None] | None = None  # (stamp, counter) of the last sample, for clock_step
 
     # --- start / stop ----------------------------------------------------------------------
     @property
@@ -214,7 +200,7 @@ class LSLSource(Source):
         found = pylsl.resolve_bypred(query, 1, self.timeout)
         if not found:
             raise StreamError(f"LSL source: no stream matching {query} appeared within timeout={self.timeout:g} s; "
-                              f"{_describe_visible()}. Start the producer (e.g. `edgestream simulate eeg`), fix "
+                              f"{describe_visible()}. Start the producer (e.g. `edgestream simulate eeg`), fix "
                               "name/type/source_id, or raise timeout.")
         if not self.source_id:
             # resolve returns at the first answer, and liblsl asks again in waves ~0.5 s apart:
@@ -250,6 +236,7 @@ class LSLSource(Source):
 
     def stop(self) -> None:
         self._close_inlet()
+        self._resolver = None
         self._set_state(_S.ENDED, self._now(), "stopped")
 
     def _make_inlet(self, lsl_info: Any) -> Any:
@@ -368,15 +355,19 @@ class LSLSource(Source):
         if self._reopened:
             self._reopened = False
             self._last_counter = None  # a restarted producer may restart its counter
+            self._sched = None  # ... and its stamps continue after the outage, not on the old schedule
             if self._last_ts is not None and info.sfreq > 0:
                 reconnect_missing = max(0, int(round((ts[0] - self._last_ts) * info.sfreq)) - 1)
                 self.drops.reconnect_gap += reconnect_missing
                 gap = True
-        if self.plan.counter_idx is not None:
-            gap = self._check_counter(raw[:, self.plan.counter_idx]) or gap
+        counter = raw[:, self.plan.counter_idx].astype(np.float64) if self.plan.counter_idx is not None else None
+        if counter is not None:
+            gap = self._check_counter(counter) or gap
         self._last_ts = float(ts[-1])
-        if self.max_lag is not None and info.sfreq > 0 and ts[-1] - ts[0] > self.max_lag:
-            k = int(np.searchsorted(ts, ts[-1] - self.max_lag, side="left"))
+        # lag is measured on the sample schedule: stamps with clock steps taken out
+        sched = ts if self.clock_step is None or info.sfreq <= 0 else self._check_clock(ts, counter, now)
+        if self.max_lag is not None and info.sfreq > 0 and sched[-1] - sched[0] > self.max_lag:
+            k = int(np.searchsorted(sched, sched[-1] - self.max_lag, side="left"))
             self.drops.overflow += k
             raw, ts, gap = raw[k:], ts[k:], True
         if self.plan.string:
@@ -409,9 +400,44 @@ class LSLSource(Source):
                 detail += f"; about {reconnect_missing} samples missed while disconnected (drops.reconnect_gap)"
             self._set_state(_S.CONNECTED, now, detail)
 
+    def _check_clock(self, ts: np.ndarray, counter: np.ndarray | None, now: float) -> np.ndarray:
+        """Count and report clock steps in ``ts``; return the stamps with the steps taken out."""
+        prev = self._sched
+        self._sched = (float(ts[-1]), None if counter is None else float(counter[-1]))
+        if prev is None:
+            t, c = ts, counter
+        else:
+            t = np.concatenate(([prev[0]], ts))
+            c = None if counter is None or prev[1] is None else np.concatenate(([prev[1]], counter))
+        if len(t) < 2:
+            return ts
+        if c is not None:
+            steps = np.diff(c)
+            steps = np.where(steps <= -(COUNTER_MODULUS - 1) + 0.5, steps + COUNTER_MODULUS, steps)  # float32 wrap
+            steps = np.maximum(steps, 1.0)  # a counter that restarted says nothing about time
+        else:
+            steps = 1.0
+        off = np.diff(t) - steps / self.info.sfreq  # (n - 1,) or (n,) seconds off the schedule
+        jumps = np.flatnonzero(np.abs(off) > self.clock_step)
+        if not jumps.size:
+            return ts
+        shift = np.concatenate(([0.0], np.cumsum(np.where(np.abs(off) > self.clock_step, off, 0.0))))
+        reported = self.clock_steps
+        self.clock_steps += len(jumps)
+        for k, j in enumerate(jumps[: max(0, CLOCK_STEP_EVENTS - reported)]):
+            where = f"at counter {c[j + 1]:.0f}" if c is not None else f"at t={t[j + 1]:.3f} s"
+            cause = ("clock step on the producer; samples are continuous (counter)" if c is not None else
+                     "clock step on the producer, or samples missing upstream (no counter channel to tell)")
+            self._note(now, f"timestamps jumped by {off[j]:+.3f} s {where}: {cause} (clock_steps={reported + k + 1})")
+            log.warning("LSL source %r: timestamps jumped by %+.3f s %s", self.info.name, off[j], where)
+        if reported <= CLOCK_STEP_EVENTS < self.clock_steps:
+            log.warning("LSL source %r: more than %d clock steps; further ones are only counted (clock_steps)",
+                        self.info.name, CLOCK_STEP_EVENTS)
+        return (t - shift)[-len(ts):]
+
     def _check_counter(self, counter: np.ndarray) -> bool:
         """Count values missing from the counter channel; True if any were."""
-        c = counter.astype(np.float64)
+        c = counter
         prev = self._last_counter
         self._last_counter = float(c[-1])
         n = c.shape[0]
@@ -448,72 +474,7 @@ class LSLSource(Source):
              "Fix the producer, or set nonfinite='drop' (drop those samples, counted) or 'zero' (replace by 0).",
              DataError)
 
-    # --- connection state machine ------------------------------------------------------------
-    def _limits(self) -> tuple[float | None, float]:
-        sfreq = self.info.sfreq if self.info else 0.0
-        stall = self.stall_after
-        if stall is None and sfreq > 0:
-            stall = max(0.5, 20.0 / sfreq)
-        lost = self.lost_after if self.lost_after is not None else max(3.0, 2.0 * (stall or 0.0))
-        return stall, lost
-
-    def _update_state(self, now: float, closed_detail: str = "") -> None:
-        """Advance the state machine to what the silence since ``_t_ref`` implies (may pass several states)."""
-        stall, lost = self._limits()
-        silence = now - self._t_ref
-        regular = self.info.regular
-        if self.state is _S.CONNECTED:
-            if self._inlet is None:
-                self._set_state(_S.STALLED, now, closed_detail or "the outlet closed the connection")
-            elif stall is not None and silence > stall:
-                self._set_state(_S.STALLED, now, f"no samples for {silence:.2f} s (stall_after={stall:g} s)")
-        if self.state is _S.STALLED and (regular or self._inlet is None) and silence > lost:
-            self._close_inlet()
-            self._set_state(_S.LOST, now, f"no samples for {silence:.2f} s (lost_after={lost:g} s); "
-                            f"searching for {self._recovery_query()}")
-        if self.state is _S.RECOVERING:
-            if self._inlet is None or (regular and silence > lost):
-                self._close_inlet()
-                self._set_state(_S.LOST, now, f"reopened stream sent no samples for {silence:.2f} s; searching again")
-
-    def _recovery_query(self) -> str:
-        h = self.header
-        return build_predicate(source_id=h.source_id) if h and h.source_id else self.query
-
-    def _read_disconnected(self, timeout: float) -> list[Chunk]:
-        """No inlet (outlet closed, or lost): look for the stream again and reopen it."""
-        import pylsl
-
-        self._update_state(self._now())
-        found = pylsl.resolve_bypred(self._recovery_query(), 1, max(0.0, min(timeout, RESOLVE_SLICE)))
-        if not found:
-            self._update_state(self._now())
-            return []
-        cand = parse_header(found[0].as_xml())
-        h = self.header
-        if (cand.n_channels, cand.channel_format) != (h.n_channels, h.channel_format) or abs(cand.sfreq - h.sfreq) > 1e-9:
-            raise StreamError(f"LSL source: stream {h.name!r} (source_id {h.source_id!r}) came back as {cand.n_channels} "
-                              f"{cand.channel_format} channels at {cand.sfreq:g} Hz; it was {h.n_channels} "
-                              f"{h.channel_format} channels at {h.sfreq:g} Hz. Restart the pipeline for the new stream.")
-        inlet = self._make_inlet(found[0])
-        try:
-            self._first_clock_offset(inlet, max(1.0, timeout))
-            inlet.open_stream(max(0.1, min(timeout, RESOLVE_SLICE)))
-        except Exception:  # not reachable yet: try again at the next read
-            log.debug("reopening %r failed", h.name, exc_info=True)
-            return []
-        self._inlet = inlet
-        self._opened = True
-        self._reopened = True
-        self._pending_gap = True
-        now = self._now()
-        self._t_ref = now
-        if self.state is _S.CONNECTED:  # outlet closed and came back within one read
-            self._set_state(_S.STALLED, now, "the outlet closed the connection")
-        self._set_state(_S.RECOVERING, now, f"found {cand.name!r} again on {cand.hostname or '?'} (uid {cand.uid}); "
-                        "reopened, waiting for samples")
-        return []
-
     def health(self) -> dict[str, Any]:
         return super().health() | {"lag_s": self.lag, "clock_offset_s": self.clock_offset,
-                                   "nonfinite_replaced": self.nonfinite_replaced, "nonfinite_kept": self.nonfinite_kept}
+                                   "nonfinite_replaced": self.nonfinite_replaced, "nonfinite_kept": self.nonfinite_kept,
+                                   "clock_steps": self.clock_steps}

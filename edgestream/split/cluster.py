@@ -79,15 +79,19 @@ def _refresh_ray_auth() -> None:
     AuthenticationTokenLoader.instance().reset_cache()
 
 
-def _loopback_only() -> None:
+LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
+
+def _loopback_only(enabled: bool = True) -> None:
     # Ray replaces 127.0.0.1 by the host's LAN address when it canonicalises a cluster address
     # (so that remote nodes could reach it). A single-machine cluster for tests must stay on
     # loopback; Ray's own switch for that is RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0, which it reads
-    # at import — so the already-imported constant is updated too.
-    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    # at import — so the already-imported constant is updated too (and restored afterwards).
     import ray._private.ray_constants as constants
 
-    constants.ENABLE_RAY_CLUSTER = False
+    if enabled:
+        os.environ[LOOPBACK_ENV] = "0"
+    constants.ENABLE_RAY_CLUSTER = not enabled
 
 
 class LocalCluster:
@@ -108,6 +112,7 @@ class LocalCluster:
         self.system_config = {"health_check_period_ms": 500, "health_check_failure_threshold": 3} | dict(system_config or {})
         self.cluster: Any = None
         self.nodes: dict[str, Any] = {}
+        self._saved_env: dict[str, str | None] = {}
 
     @property
     def address(self) -> str:
@@ -116,6 +121,7 @@ class LocalCluster:
     def start(self) -> LocalCluster:
         from ray.cluster_utils import Cluster
 
+        self._saved_env = {k: os.environ.get(k) for k in (*AUTH_ENV, LOOPBACK_ENV)}
         use_token(self.token)
         _loopback_only()
         self.cluster = Cluster(
@@ -155,6 +161,15 @@ class LocalCluster:
         if self.cluster is not None:
             self.cluster.shutdown()
             self.cluster = None
+        if self._saved_env:  # this process's Ray settings back to what they were before start()
+            for key, value in self._saved_env.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+            self._saved_env = {}
+            _loopback_only(False)
+            _refresh_ray_auth()
 
     def __enter__(self) -> LocalCluster:
         return self.start()

@@ -113,6 +113,16 @@ def _logits(output: Any) -> torch.Tensor:
     raise TypeError(f"model output must be a tensor or a tuple containing one; got {type(output).__name__}")
 
 
+def model_logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Logits of ``model`` for a training/evaluation batch.
+
+    A model whose ``forward`` is not its training output (a streaming model's forward continues a
+    stream and returns per-step outputs with state) exposes ``training_logits(x)``, used instead.
+    """
+    hook = getattr(model, "training_logits", None)
+    return hook(x) if callable(hook) else _logits(model(x))
+
+
 def loss_fn(kind: str, n_classes: int | None = None) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     if kind == "ce":
         return nn.CrossEntropyLoss()
@@ -188,6 +198,7 @@ def fit(
         sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=cfg.gamma, patience=max(1, cfg.step_size // 2))
 
     best_score, best_epoch, best_state = -math.inf, 0, copy.deepcopy(model.state_dict())
+    best_key: tuple[float, float] = (-math.inf, -math.inf)
     history: list[dict[str, float]] = []
     bar = _progress(cfg.epochs, cfg.progress, type(model).__name__)
     start = time.perf_counter()
@@ -199,7 +210,7 @@ def fit(
         for xb, yb in loader:
             xb, yb = xb.to(cfg.device), yb.to(cfg.device)
             opt.zero_grad(set_to_none=True)
-            logits = _logits(model(xb))
+            logits = model_logits(model, xb)
             loss = criterion(logits, yb)
             if cfg.distill_alpha > 0:
                 with torch.no_grad():
@@ -216,14 +227,17 @@ def fit(
             val = evaluate(model, val_ds, loss=cfg.loss, batch_size=max(cfg.batch_size, 64), device=cfg.device)
             row |= {"val_loss": val["loss"]} | ({"val_accuracy": val["accuracy"]} if classify else {})
             score = val["accuracy"] if monitor == "accuracy" else -val["loss"]
+            # small validation sets tie on accuracy often: break ties by the lower validation loss
+            key = (score, -val["loss"])
         else:
             score = -row["train_loss"]
+            key = (score, score)
         row["seconds"] = time.perf_counter() - t0
         history.append(row)
         if on_epoch:
             on_epoch(row)
-        if score > best_score:
-            best_score, best_epoch, best_state = score, epoch, copy.deepcopy(model.state_dict())
+        if key > best_key:
+            best_key, best_score, best_epoch, best_state = key, score, epoch, copy.deepcopy(model.state_dict())
         if bar is not None:
             bar.set_postfix({k: f"{v:.4g}" for k, v in row.items() if k in ("train_loss", "val_loss", "val_accuracy")})
             bar.update(1)
@@ -256,7 +270,7 @@ def predict(model: nn.Module, data: Dataset | tuple[Any, Any] | Any, batch_size:
     else:
         x = torch.as_tensor(np.asarray(data) if not isinstance(data, torch.Tensor) else data, dtype=torch.float32)
         batches = (x[i : i + batch_size] for i in range(0, len(x), batch_size))
-    return torch.cat([_logits(model(xb.to(device))).cpu() for xb in batches])
+    return torch.cat([model_logits(model, xb.to(device)).cpu() for xb in batches])
 
 
 @torch.no_grad()
@@ -275,7 +289,7 @@ def evaluate(
     criterion = loss_fn(loss)
     outs, ys = [], []
     for xb, yb in DataLoader(ds, batch_size=batch_size):
-        outs.append(_logits(model(xb.to(device))).cpu())
+        outs.append(model_logits(model, xb.to(device)).cpu())
         ys.append(yb)
     logits, y = torch.cat(outs), torch.cat(ys)
     result: dict[str, Any] = {"loss": float(criterion(logits, y))}

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import signal
 
-from edgestream.core import STAGES, Chunk, ConfigError, StreamInfo, ValidationError, concat, run_stage
+from edgestream.core import STAGES, ConfigError, StreamInfo, ValidationError, concat, run_stage
 from edgestream.testing import assert_streaming_equals_offline, make_chunk
 
 

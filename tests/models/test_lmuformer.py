@@ -10,7 +10,6 @@ import torch
 from edgestream.core.errors import ConfigError, DataError, StateError
 from edgestream.models import create_model, list_models
 from edgestream.models.layers.spiking import SpikeStats
-from edgestream.models.lmuformer import ClipClassifier
 from edgestream.testing import random_splits, randomize_norm_stats
 
 FAMILY = list_models(family="lmuformer")
@@ -225,7 +224,7 @@ def test_training_with_shared_loop_and_checkpoint_round_trip(tmp_path, name):
     overrides = {"in_channels": C, "n_classes": 2, "dim": 8, "memory": 8, "theta": 16.0, "max_len": 32}
     torch.manual_seed(0)
     model = create_model(name, **overrides)
-    result = fit(ClipClassifier(model), (x[:64], y[:64]), (x[64:], y[64:]),
+    result = fit(model, (x[:64], y[:64]), (x[64:], y[64:]),
                  TrainConfig(loss="bce", epochs=10, batch_size=16, lr=2e-2, patience=None, progress=False))
     assert result.history[-1]["train_loss"] < 0.5 * result.history[0]["train_loss"]
     assert result.best_score > 0.9  # the class is plainly visible in channel 0
@@ -233,3 +232,14 @@ def test_training_with_shared_loop_and_checkpoint_round_trip(tmp_path, name):
     loaded, _ = load_checkpoint(path)
     with torch.no_grad():
         torch.testing.assert_close(loaded(x[:3])[0], model(x[:3])[0], rtol=0, atol=0)
+
+
+def test_spike_report_totals():
+    from edgestream.models.spiking_lmuformer import spike_report
+
+    model = small("spiking_lmuformer_eeg_s")
+    rep = spike_report(model, frames(model, n=40))
+    assert len(rep["layers"]) == 11 and 0 < rep["mean_rate"] < 1
+    assert rep["sops_per_frame"] == pytest.approx(sum(r["sops"] for r in rep["layers"]) / 80)
+    dense = sum(r["neurons"] * r["fanout"] for r in rep["layers"])
+    assert rep["dense_ops_per_frame"] == dense and 0 < rep["sops_fraction_of_dense"] < 1

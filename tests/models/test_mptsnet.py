@@ -67,6 +67,7 @@ def test_inception_fast_path_equals_six_convolutions():
 @pytest.mark.parametrize("layout", ["contiguous", "strided"])
 def test_shapes_and_every_parameter_gets_a_gradient(layout):
     model = small(layout=layout).train()
+    assert model.example_input(2).shape == (2, 3, 20)
     x = torch.randn(5, 3, 20)
     logits = model(x)
     assert logits.shape == (5, 4)

@@ -58,7 +58,7 @@ def test_pipeline_file_equals_offline_predictions_on_a_real_recording(checkpoint
     raw["sinks"] = {"predictions": {"kind": "memory", "input": "model"}}
     raw["stages"]["model"]["checkpoint"] = str(checkpoint)
     graph = build(parse_pipeline(raw))
-    Engine(graph, publish=False).run(duration=120)
+    Engine(graph, publish=False).run(duration=None)  # until the array source is exhausted (no wall-clock cap)
     out = graph.node("predictions").component.result()
     info = graph.node("model").info
     assert info.type == "Predictions" and info.ch_names == ("p_left", "p_right", "class", "confidence", "warming")

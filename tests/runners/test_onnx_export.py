@@ -44,10 +44,22 @@ STREAMING = models("streaming")
 STATELESS = models("window") + models("predictor")
 
 
-@pytest.fixture
-def cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("EDGESTREAM_CACHE", str(tmp_path))
-    return tmp_path / "engines"
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    """One engine cache for the module: artefacts are content-addressed, so tests share exports safely."""
+    root = tmp_path_factory.mktemp("cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("EDGESTREAM_CACHE", str(root))
+        yield root / "engines"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """Small per-step torch calls: one thread avoids intra-op contention on a shared 2-core machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def fresh(name: str):
@@ -82,7 +94,7 @@ def test_streaming_onnx_step_by_step_equals_torch(name, cache):
         refs.append(r.numpy()[:, None])
     assert_close(np.concatenate(ys, 1), np.concatenate(refs, 1), f"{name}: ONNX step-by-step vs torch step()")
     for k, v in ref_state.items():
-        assert_close(state[k].astype(np.float32), v.numpy().astype(np.float32), f"{name}: final state[{k!r}]")
+        assert_close(state[k].astype(np.float64), v.numpy().astype(np.float64), f"{name}: final state[{k!r}]")
 
 
 @pytest.mark.parametrize("name", STREAMING)
@@ -98,8 +110,10 @@ def test_streaming_onnx_random_chunks_equal_torch_offline(name, cache, rng):
         ys.append(y)
         pos += n
     with torch.no_grad():
-        ref, _ = model(torch.from_numpy(x))
+        ref, ref_state = model(torch.from_numpy(x))
     assert_close(np.concatenate(ys, 1), ref.numpy(), f"{name}: ONNX in random chunks vs one torch forward")
+    for k, v in ref_state.items():  # membranes, memories, counters: the whole carried state agrees too
+        assert_close(state[k].astype(np.float64), v.numpy().astype(np.float64), f"{name}: final state[{k!r}]")
 
 
 @pytest.mark.parametrize("name", STREAMING)
@@ -191,7 +205,7 @@ class DataDependent(StreamingModule):
 
 
 def test_export_refuses_a_graph_that_differs_from_torch(cache):
-    with pytest.raises(ExportError, match=r"must reproduce torch to float32 tolerance"):
+    with pytest.raises(ExportError, match=r"must reproduce torch to float32 tolerance \(outputs max"):
         export_onnx(DataDependent(), "data_dependent", chunk=2)
     assert not list((cache / "onnx").glob("data_dependent*"))  # nothing half-written is cached
 

@@ -113,7 +113,7 @@ def test_slow_consumer_overflow_counted_and_reader_at_now(sim500):
     assert src.drops.counter_gap == 0 and src.drops.reconnect_gap == 0
     assert c.gap
     np.testing.assert_array_equal(np.diff(counter), 1)
-    assert c.timestamps[-1] - c.timestamps[0] <= 0.2
+    assert c.timestamps[-1] - c.timestamps[0] <= 0.2 + 1e-9  # (stamps ~1e4 s: float rounding)
     assert now - c.timestamps[-1] < 0.25  # at "now", not a second behind
 
 

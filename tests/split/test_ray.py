@@ -19,17 +19,12 @@ pytestmark = [pytest.mark.cluster, pytest.mark.timeout(240)]
 
 @pytest.fixture(scope="module")
 def cluster(tiny_plan):
-    saved = {k: os.environ.get(k) for k in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER")}
     lc = LocalCluster([d.name for d in tiny_plan.devices])
     try:
         yield lc.start()
     finally:
-        lc.stop()
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+        lc.stop()  # also restores this process's RAY_AUTH_* / loopback settings
+    assert "RAY_AUTH_TOKEN" not in os.environ or os.environ["RAY_AUTH_TOKEN"] != lc.token
 
 
 @pytest.fixture(scope="module")

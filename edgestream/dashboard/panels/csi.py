@@ -160,7 +160,9 @@ class CSIPanel(Panel):
         if not len(stamps):
             return False
         x = stamps - local_clock()
-        for j, i in enumerate(signal_columns(metrics.info)):
+        cols = signal_columns(metrics.info)
+        in_db = [i for i in cols if metrics.info.units[i] == "dB"]  # other metrics (e.g. bit/s/Hz) need another axis
+        for j, i in enumerate(in_db or cols):
             name = metrics.info.ch_names[i]
             if name not in self.nmse_curves:
                 self.nmse_curves[name] = self.nmse_plot.plot(pen=pg.mkPen(color(j), width=2), name=name)

@@ -6,7 +6,7 @@ Protocol
 --------
 * Data: 3GPP CDL channels from ``sionna-no-rt`` (``edgestream.csi``), carrier 2.4 GHz, 30 kHz SCS,
   32-antenna 4×4 dual-polarised panel, 300 subcarriers, a report every 2.5 ms; 16 history reports
-  → 4 predicted (the edge variants read the newest 8 of the 16). Training set: CDL-A/C/D × delay spread × speed {1, 10, 30} m/s, AWGN on the
+  → 4 predicted (the edge variants read the newest 8 — ``csi4cast_edge_xs``: 4 — of the 16). Training set: CDL-A/C/D × delay spread × speed {1, 10, 30} m/s, AWGN on the
   history at an SNR drawn per sample from 0–25 dB (the paper's protocol); 10 % of it held out
   for model selection. Test set: a different seed, CDL-A…E (B and E unseen in training) ×
   delay spread × speed, at fixed SNRs. Channels are cached (``cache_dir("csi")``).
@@ -17,8 +17,10 @@ Protocol
 * NMSE in dB = 10·log10(mean over (sample, antenna, step) of ‖h−ĥ‖²/‖h‖²); SE = mean log2(1 + ρ|hᴴw|²)
   with the MRT beamformer w = ĥ/‖ĥ‖ from the prediction, ρ = 10 dB (``edgestream.csi.metrics``).
 * Latency: one prediction of 32 antennas, batch 1, on one CPU thread (torch eager; ONNX Runtime
-  too unless ``--quick``), wall-clock p50/p99 and the process CPU time, with the machine's load
-  average next to it (this machine is shared; the lead re-measures on a quiet one).
+  too unless ``--quick``), of the *trained* models, with subnormal floats flushed to zero (without
+  it a trained edge variant ran ~15× slower: 108 vs 7 ms), wall-clock p50/p99 and the thread's CPU
+  time, with the machine's load average next to it (this machine is shared; the lead re-measures
+  on a quiet one).
 
 Usage: ``python benchmarks/csi_predict.py [--quick] [--budget SECONDS] [--save-checkpoint PATH]``.
 """
@@ -26,11 +28,13 @@ Usage: ``python benchmarks/csi_predict.py [--quick] [--budget SECONDS] [--save-c
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
 import sys
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -86,7 +90,7 @@ def train_model(name: str, train: Any, budget: float, seed: int) -> tuple[Any, d
 
     torch.manual_seed(seed)
     model = create_model(name)
-    x = x[:, :, -model.hist_len :]  # edge variants read the newest 8 of the 16 history reports
+    x = x[:, :, -model.hist_len :]  # edge variants read only the newest reports of the 16
     model.set_data_stats(*data_stats(x[tr]))
     cfg = TrainConfig(loss="nmse_vector", lr=1e-3, weight_decay=1e-4, batch_size=8, epochs=10_000, patience=None,
                       schedule="plateau", step_size=6, gamma=0.1, max_seconds=budget, num_threads=1, seed=seed,
@@ -184,13 +188,28 @@ def emit_latency(name: str, backend: str, wall: list[float], cpu: list[float], q
          note="p50 latency / 2.5 ms; <= 1 fits one report period")
 
 
+@contextlib.contextmanager
+def stdout_to_stderr() -> Iterator[None]:
+    """Send file descriptor 1 to stderr for a while: the ONNX exporter prints graphs, and stdout is JSON only."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
 def ort_latency(name: str, model: Any, quick: bool) -> None:
     from edgestream.core.device import load_profile
     from edgestream.runners.backend import make_backend
 
     example = np.zeros((1, 32, model.hist_len, 600), np.float32)
     try:
-        run = make_backend(model, example, load_profile("cpu"), backend="onnxruntime", model_name=name)
+        with stdout_to_stderr():
+            run = make_backend(model, example, load_profile("cpu"), backend="onnxruntime", model_name=name)
     except Exception as exc:  # report, do not hide
         emit("latency_p50", None, "ms", model=name, backend="onnxruntime", error=str(exc)[:200], quick=quick)
         return
@@ -223,6 +242,9 @@ def main(argv: list[str] | None = None) -> int:
     from edgestream.models import create_model
 
     torch.set_num_threads(1)
+    # Subnormal floats (trained weights and activations that decay towards 0) run 10-20x slower on
+    # x86; flush them to zero, as the csi_predict stage does for inference.
+    torch.set_flush_denormal(True)
     if args.latency_only:
         torch.manual_seed(args.seed)
         cost_and_latency({name: create_model(name).eval() for name in ("csi_repeat_last", *TRAINED)}, args.quick)

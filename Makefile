@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 # Keep LSL discovery on this machine for the demo and tests.
 export LSLAPICFG ?= $(CURDIR)/assets/lsl_loopback.cfg
 
-.PHONY: install demo test test-all bench clean
+.PHONY: install demo test test-slow test-all bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -27,6 +27,9 @@ demo: install
 # pytest exits 5 when nothing was collected (e.g. every test deselected): not a failure.
 test: install
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; [ $$rc -eq 5 ] && rc=0; exit $$rc
+
+test-slow: install
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -m slow $(PYTEST_ARGS); rc=$$?; [ $$rc -eq 5 ] && rc=0; exit $$rc
 
 test-all: install
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -m "" $(PYTEST_ARGS)

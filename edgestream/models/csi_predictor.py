@@ -88,12 +88,11 @@ def sample_normalise(x: torch.Tensor, group: int, eps: float = 1e-6) -> tuple[to
 
     Returns ``(x_norm, mean, std)`` with ``mean``/``std`` shaped ``(N, 1, 1)`` to undo it.
     """
-    n = x.shape[0]
-    per_sample = x.reshape(n // group, -1)  # (samples, group·T·D)
-    mean = per_sample.mean(dim=1)
-    std = per_sample.std(dim=1, unbiased=False).clamp_min(eps)
-    mean = mean.repeat_interleave(group).reshape(n, 1, 1)
-    std = std.repeat_interleave(group).reshape(n, 1, 1)
+    n, t, d = x.shape
+    per_sample = x.reshape(n // group, group * t * d)  # (samples, group·T·D)
+    std, mean = torch.std_mean(per_sample, dim=1, unbiased=False, keepdim=True)  # (samples, 1)
+    mean = mean.expand(-1, group).reshape(n, 1, 1)
+    std = std.clamp_min(eps).expand(-1, group).reshape(n, 1, 1)
     return (x - mean) / std, mean, std
 
 

@@ -16,8 +16,8 @@ Protocol
   antenna rows independently; normalisation statistics then cover 8 rows instead of 32).
 * NMSE in dB = 10·log10(mean over (sample, antenna, step) of ‖h−ĥ‖²/‖h‖²); SE = mean log2(1 + ρ|hᴴw|²)
   with the MRT beamformer w = ĥ/‖ĥ‖ from the prediction, ρ = 10 dB (``edgestream.csi.metrics``).
-* Latency: one prediction of 32 antennas, batch 1, on one CPU thread (torch eager; ONNX Runtime
-  too unless ``--quick``), of the *trained* models, with subnormal floats flushed to zero (without
+* Latency: one prediction of 32 antennas, batch 1, on one CPU thread (torch eager, TorchScript —
+  the ``cpu`` profile's choice for CSI-4CAST — and ONNX Runtime unless ``--quick``), of the *trained* models, with subnormal floats flushed to zero (without
   it a trained edge variant ran ~15× slower: 108 vs 7 ms), wall-clock p50/p99 and the thread's CPU
   time, with the machine's load average next to it (this machine is shared; the lead re-measures
   on a quiet one).
@@ -173,8 +173,10 @@ def cost_and_latency(models: dict[str, Any], quick: bool) -> None:
                 cpu.append(time.thread_time() - c)
                 wall.append(time.perf_counter() - t)
         emit_latency(name, "torch", wall, cpu, quick)
-        if not quick and name in models and name != "csi_repeat_last":
-            ort_latency(name, model, quick)
+        if name in models and name != "csi_repeat_last":
+            backend_latency(name, model, "torchscript", quick)
+            if not quick:
+                backend_latency(name, model, "onnxruntime", quick)
 
 
 def emit_latency(name: str, backend: str, wall: list[float], cpu: list[float], quick: bool) -> None:
@@ -202,27 +204,28 @@ def stdout_to_stderr() -> Iterator[None]:
         os.close(saved)
 
 
-def ort_latency(name: str, model: Any, quick: bool) -> None:
+def backend_latency(name: str, model: Any, backend: str, quick: bool) -> None:
+    """Latency of ``model`` through an edgestream backend (``torchscript``, ``onnxruntime``), as a pipeline runs it."""
     from edgestream.core.device import load_profile
     from edgestream.runners.backend import make_backend
 
     example = np.zeros((1, 32, model.hist_len, 600), np.float32)
     try:
         with stdout_to_stderr():
-            run = make_backend(model, example, load_profile("cpu"), backend="onnxruntime", model_name=name)
+            run = make_backend(model, example, load_profile("cpu"), backend=backend, model_name=name)
     except Exception as exc:  # report, do not hide
-        emit("latency_p50", None, "ms", model=name, backend="onnxruntime", error=str(exc)[:200], quick=quick)
+        emit("latency_p50", None, "ms", model=name, backend=backend, error=str(exc)[:200], quick=quick)
         return
     x = np.random.default_rng(0).standard_normal(example.shape).astype(np.float32)
     for _ in range(10):
         run(x)
     wall, cpu = [], []
-    for _ in range(300):
+    for _ in range(60 if quick else 300):
         t, c = time.perf_counter(), time.thread_time()
         run(x)
         cpu.append(time.thread_time() - c)
         wall.append(time.perf_counter() - t)
-    emit_latency(name, "onnxruntime", wall, cpu, quick)
+    emit_latency(name, backend, wall, cpu, quick)
 
 
 def main(argv: list[str] | None = None) -> int:

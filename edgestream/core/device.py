@@ -35,7 +35,7 @@ from edgestream.core.paths import SOURCE_ROOT
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("torch", "onnxruntime")
+BACKENDS = ("torch", "torchscript", "onnxruntime")
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 ORT_PRECISIONS = ("fp32", "fp16", "int8")  # what edgestream exports for ONNX Runtime
 QUEUE_POLICIES = ("drop-oldest", "reject", "block", "fail")
@@ -53,7 +53,7 @@ class DeviceProfile:
     torch_device: str = "cpu"  # "cpu", "cuda", "cuda:0"
     dtype: str = "float32"  # torch compute dtype: float32, float16, bfloat16 (torch backend)
     threads: int = 1  # torch intra-op threads (and ONNX Runtime intra-op threads)
-    backend: str = "torch"  # "torch" (eager) or "onnxruntime"
+    backend: str = "torch"  # "torch" (eager), "torchscript" (traced + frozen window models) or "onnxruntime"
     precision: str = "fp32"  # exported model precision (onnxruntime backend): fp32, fp16, int8
     onnx_providers: tuple[str, ...] = ("CPUExecutionProvider",)  # ONNX Runtime providers, in preference order
     onnx_chunk: int = 16  # time steps per ONNX Runtime call for streaming models (a remainder runs step by step)

@@ -90,10 +90,13 @@ def sample_normalise(x: torch.Tensor, group: int, eps: float = 1e-6) -> tuple[to
     """
     n, t, d = x.shape
     per_sample = x.reshape(n // group, group * t * d)  # (samples, group·T·D)
-    std, mean = torch.std_mean(per_sample, dim=1, unbiased=False, keepdim=True)  # (samples, 1)
-    mean = mean.expand(-1, group).reshape(n, 1, 1)
-    std = std.clamp_min(eps).expand(-1, group).reshape(n, 1, 1)
-    return (x - mean) / std, mean, std
+    # Two passes (mean, then the centred second moment): torch's fused std_mean/var_mean over one
+    # long row is ~14x slower on CPU (506 vs 37 us for one 32-antenna, 4-report sample).
+    mean = per_sample.mean(dim=1, keepdim=True)  # (samples, 1)
+    centred = per_sample - mean
+    std = (centred * centred).mean(dim=1, keepdim=True).sqrt().clamp_min(eps)
+    x_norm = (centred / std).reshape(n, t, d)
+    return x_norm, mean.expand(-1, group).reshape(n, 1, 1), std.expand(-1, group).reshape(n, 1, 1)
 
 
 def count_flops(model: nn.Module, n_antennas: int = 32) -> int:

@@ -77,7 +77,7 @@ class CSIPredict(Stage):
         Trained weights (``edgestream.train.save_checkpoint``); its manifest names the model.
     overrides : mapping, optional
         Constructor overrides for the model (e.g. a smaller edge configuration).
-    backend : {"torch", "onnxruntime"} or None
+    backend : {"torch", "torchscript", "onnxruntime"} or None
         Default: the device profile's choice (ONNX Runtime falls back to torch, logged, if export fails).
     n_antennas, n_subcarriers : int, optional
         Report shape when the input stream has no ``desc/csi`` block (otherwise read from it).
@@ -112,7 +112,7 @@ class CSIPredict(Stage):
         self.model = model
         self.checkpoint = checkpoint
         self.overrides = dict(overrides or {})
-        self.backend = check_value(backend, (None, "torch", "onnxruntime"), "backend")
+        self.backend = check_value(backend, (None, "torch", "torchscript", "onnxruntime"), "backend")
         self.n_antennas = n_antennas
         self.n_subcarriers = n_subcarriers
         self.history = check_number(history, "history", low=1, integer=True)

@@ -47,7 +47,7 @@ class WindowModel(Stage):
     classes : list of str or None
         Class names (default: from the checkpoint, else ``0..K-1``).
     output : {"probs", "logits"}
-    backend : {"torch", "onnxruntime"} or None
+    backend : {"torch", "torchscript", "onnxruntime"} or None
         Default: the device profile's backend.
     """
 
@@ -66,7 +66,7 @@ class WindowModel(Stage):
         self.overrides = dict(overrides or {})
         self.classes = list(classes) if classes is not None else None
         self.output = check_value(output, ("probs", "logits"), "output")
-        self.backend = check_value(backend, (None, "torch", "onnxruntime"), "backend")
+        self.backend = check_value(backend, (None, "torch", "torchscript", "onnxruntime"), "backend")
 
     def _load(self) -> tuple[Any, str, dict[str, Any]]:
         if self.checkpoint is not None:

@@ -42,7 +42,7 @@ def test_resolved_fields_cannot_be_set_from_yaml(tmp_path):
 
 
 @pytest.mark.parametrize("settings, message", [
-    ({"backend": "tensorrt"}, r"backend must be one of 'torch', 'onnxruntime'; got 'tensorrt'"),
+    ({"backend": "tensorrt"}, r"backend must be one of 'torch', 'torchscript', 'onnxruntime'; got 'tensorrt'"),
     ({"precision": "int4"}, r"precision must be one of 'fp32', 'fp16', 'bf16', 'int8'; got 'int4'"),
     ({"backend": "onnxruntime", "precision": "bf16"}, r"precision with backend onnxruntime must be one of .*bf16 is a torch dtype"),
     ({"threads": 0}, r"threads must lie in \[1, inf\]; got 0"),

@@ -104,7 +104,7 @@ def test_cpu_and_rpi5_profiles_choose_the_measured_backend():
             assert chosen.backend == "onnxruntime", (name, model)
     cpu, rpi5 = load_profile("cpu"), load_profile("rpi5")
     assert cpu.for_model("reference_conv", "reference").backend == "onnxruntime"  # the profile default, no override
-    assert cpu.for_model("csi4cast_edge", "csi4cast").backend == "torch"
+    assert cpu.for_model("csi4cast_edge", "csi4cast").backend == "torchscript"
     assert cpu.for_model("spiking_lmuformer_eeg_s", "lmuformer").onnx_chunk == 1
     assert cpu.for_model("lmuformer_eeg_s", "lmuformer").onnx_chunk == 16
     assert rpi5.for_model("lmuformer_psmnist", "lmuformer").precision == "int8"

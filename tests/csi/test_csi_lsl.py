@@ -25,16 +25,6 @@ N_REPORTS = 800  # 2 s at 400 reports/s
 D = 2 * 2 * 300  # CSI values per report
 
 
-def _inlet(source_id: str, timeout: float = 20.0):
-    import pylsl
-
-    found = pylsl.resolve_bypred(f"source_id='{source_id}'", 1, timeout)
-    assert found, f"stream {source_id!r} not found"
-    inlet = pylsl.StreamInlet(found[0], max_buflen=60, recover=False)
-    inlet.open_stream(timeout)
-    return inlet
-
-
 def _pull_until(inlet, rows: int, limit: float) -> tuple[np.ndarray, np.ndarray]:
     data, stamps = [], []
     deadline = time.monotonic() + limit
@@ -46,7 +36,7 @@ def _pull_until(inlet, rows: int, limit: float) -> tuple[np.ndarray, np.ndarray]
     return (np.concatenate(data), np.concatenate(stamps)) if stamps else (np.zeros((0, 0)), np.zeros(0))
 
 
-def test_simulator_to_pipeline_to_outlets_loses_no_report(uid):
+def test_simulator_to_pipeline_to_outlets_loses_no_report(uid, raw_inlet):
     sim = CSISimulator(CFG, NOISE, seed=1, name=f"{uid}-csi", source_id=f"{uid}-csi", chunk_size=4,
                        duration=N_REPORTS / CFG.report_rate, wait_for_consumer=60.0)
     spec = load_pipeline(PIPELINE, [
@@ -57,7 +47,7 @@ def test_simulator_to_pipeline_to_outlets_loses_no_report(uid):
     with sim:  # the simulator waits for its first consumer: the pipeline's inlet
         graph = build(spec)
         graph.start()
-        pred_in, met_in = _inlet(f"{uid}-pred"), _inlet(f"{uid}-met")
+        pred_in, met_in = raw_inlet(f"{uid}-pred", 20.0), raw_inlet(f"{uid}-met", 20.0)
         engine = Engine(graph, publish=False)
         result: dict = {}
         runner = threading.Thread(target=lambda: result.update(summary=engine.run(duration=150)))

@@ -300,15 +300,15 @@ def _choice(profile: Any, backend: str | None) -> str:
     return choice
 
 
-def _or_torch(build: Any, torch_backend: Any, profile: Any, backend: str | None, label: str) -> Any:
+def _or_torch(build: Any, torch_backend: Any, profile: Any, backend: str | None, label: str, kind: str = "ONNX") -> Any:
     """Build the ONNX Runtime or TorchScript backend; if the profile chose it and the model cannot be exported, fall back to eager torch (logged)."""
     try:
         return build()
     except ExportError as exc:
         if backend is not None or getattr(profile, "strict", False):
             raise  # asked for explicitly (stage option / strict profile): the failure is the answer
-        log.warning("device %r: export of %s failed (%s): falling back to the eager torch backend",
-                    getattr(profile, "name", "?"), label, str(exc).splitlines()[0][:200])
+        log.warning("device %r: %s export of %s failed (%s): falling back to the torch backend",
+                    getattr(profile, "name", "?"), kind, label, str(exc).splitlines()[0][:200])
         return torch_backend()
 
 
@@ -321,7 +321,7 @@ def make_backend(model: Any, example: np.ndarray, profile: Any = None, backend: 
         return TorchBackend(model, profile)
     if choice == "torchscript":
         return _or_torch(lambda: TorchScriptBackend(model, example, profile), lambda: TorchBackend(model, profile),
-                         profile, backend, model_name or type(model).__name__)
+                         profile, backend, model_name or type(model).__name__, kind="TorchScript")
     return _or_torch(lambda: OrtBackend(model, example, profile, model_name, progress), lambda: TorchBackend(model, profile),
                      profile, backend, model_name or type(model).__name__)
 

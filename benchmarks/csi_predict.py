@@ -234,7 +234,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget", type=float, default=None, help="training CPU-time budget per model, s "
                         "(default 150 quick, 900 full)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--save-checkpoint", default=None, help="write the trained csi4cast_edge here")
+    parser.add_argument("--save-checkpoint", default=None, help="write a trained model here (for edgestream run csi_predict)")
+    parser.add_argument("--checkpoint-model", default="csi4cast_edge_xs", choices=TRAINED,
+                        help="which trained model --save-checkpoint writes (default: the one the csi_predict pipeline runs)")
     parser.add_argument("--latency-only", action="store_true",
                         help="only parameters, FLOPs and latency (untrained weights: latency does not depend on them)")
     args = parser.parse_args(argv)
@@ -259,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
         model, stats = train_model(name, train, budget, args.seed)
         models[name] = model
         emit("train_seconds", round(stats.pop("seconds"), 1), "s", model=name, budget_s=budget, **stats, quick=args.quick)
-        if name == "csi4cast_edge" and args.save_checkpoint:
+        if name == args.checkpoint_model and args.save_checkpoint:
             from edgestream.train.checkpoint import save_checkpoint
 
             save_checkpoint(args.save_checkpoint, model, name, {},

@@ -181,6 +181,9 @@ def test_display_filters_and_channel_settings_are_remembered(open_window, publis
     again = open_window(settings_file=settings)
     t2 = again.panels["traces"]
     assert t2.bp_box.isChecked() and t2.window_s == 5.0 and again.fps_box.value() == 20
+    assert again.timer.interval() == 50
+    again.set_fps(30)  # the default cap: 33 ms, so 30 frames per second are reachable (34 ms gave 29.4)
+    assert again.timer.interval() == 33 and again.fps_box.value() == 30
     assert any(p["hidden"] == ["EEG01"] for p in t2.channel_prefs.values())
 
 

@@ -57,14 +57,19 @@ def test_recorded_session_has_every_sample_of_every_stream(session, streams):
     consumed = (t_in >= src["first_timestamp"] - 1e-3) & (t_in <= src["last_timestamp"] + 1e-3)
     assert consumed.sum() == src["samples_in"] and src["drops"]["total"] == 0
     assert len(streams[f"{uid}-markers"]["time_stamps"]) >= 2  # the session's cues
-    # outputs are stamped with the stamp of the newest input sample they depend on
+    # outputs are stamped with the stamp of the newest input sample they depend on. Read back with
+    # pyxdf's clock synchronisation, each stream carries its own clock-offset estimate (the
+    # recorder's, per stream, and the pipeline's for its input), so equal stamps differ by their
+    # measurement noise: up to ~0.1 ms on a busy 2-core machine (1.02e-4 s seen). 1 ms is a quarter
+    # of the 4-ms sample period, so "nearest input sample" still means exactly one sample.
+    tol = 1e-3
     for name in ("session-model", "session-bandpass"):
         t_out = streams[name]["time_stamps"]
         i = np.clip(np.searchsorted(t_in, t_out), 1, len(t_in) - 1)
         nearest = np.minimum(np.abs(t_in[i] - t_out), np.abs(t_in[i - 1] - t_out))
-        assert nearest.max() < 1e-4, name  # equal up to the recorder's per-stream clock-offset estimates
+        assert nearest.max() < tol, name
     # the filtered stream has one output per consumed input sample, same stamps, same order
-    np.testing.assert_allclose(streams["session-bandpass"]["time_stamps"], t_in[consumed], atol=1e-4, rtol=0)
+    np.testing.assert_allclose(streams["session-bandpass"]["time_stamps"], t_in[consumed], atol=tol, rtol=0)
 
 
 def test_manifest_describes_the_run(session):

@@ -54,11 +54,18 @@ def signal_columns(info: StreamInfo) -> np.ndarray:
     return np.asarray(cols or range(info.n_channels), dtype=int)
 
 
-def plot_widget(**labels: str) -> pg.PlotWidget:
-    """A PlotWidget in the dashboard's style (dark, light grid, no auto-range menu clutter)."""
+def plot_widget(grid: bool = True, **labels: str) -> pg.PlotWidget:
+    """A PlotWidget in the dashboard's style (dark, light grid, no auto-range menu clutter).
+
+    ``grid=False`` leaves out the axis grid: pyqtgraph draws it as part of the axes, so a plot
+    updated many times a second would repaint its axes each time; use :func:`grid_lines`.
+    """
     w = pg.PlotWidget(background=BACKGROUND)
+    # One repaint rectangle per frame (the union of what changed): with the default, Qt draws
+    # the scene once per disjoint dirty rectangle, i.e. a 64-channel curve several times.
+    w.setViewportUpdateMode(QtWidgets.QGraphicsView.ViewportUpdateMode.BoundingRectViewportUpdate)
     item = w.getPlotItem()
-    item.showGrid(x=True, y=True, alpha=0.15)
+    item.showGrid(x=grid, y=grid, alpha=0.15)
     item.setMenuEnabled(False)
     item.hideButtons()
     for side, text in labels.items():
@@ -67,6 +74,9 @@ def plot_widget(**labels: str) -> pg.PlotWidget:
         ax = item.getAxis(axis)
         ax.setPen(pg.mkPen(MUTED))
         ax.setTextPen(pg.mkPen(FOREGROUND))
+        # Ticks point outwards: inward ticks make the axis overlap the plot area, so every
+        # curve update near an edge would repaint the axis and its labels too.
+        ax.setStyle(tickLength=5)
     return w
 
 
@@ -174,6 +184,27 @@ def small_label(text: str = "", bold: bool = False) -> QtWidgets.QLabel:
     label = _ElidingLabel(text)
     label.setStyleSheet(f"color: {FOREGROUND}; {'font-weight: 600;' if bold else ''}")
     return label
+
+
+def grid_lines(plot: pg.PlotWidget, xs: Sequence[float] = (), ys: Sequence[float] = (),
+               span: float = 0.0) -> list[pg.InfiniteLine]:
+    """Fixed grid lines drawn as plot items (vertical at ``xs``, horizontal at ``ys``).
+
+    ``span`` keeps each line that fraction of the plot clear of both ends (see traces' EDGE_GAP).
+    """
+    lines = [pg.InfiniteLine(v, angle=angle, movable=False, pen=pg.mkPen(255, 255, 255, 28))
+             for angle, values in ((90, xs), (0, ys)) for v in values]
+    for line in lines:
+        line.setSpan(span, 1.0 - span)
+        line.setZValue(-10)
+        plot.addItem(line)
+    return lines
+
+
+def set_style(widget: QtWidgets.QWidget, css: str) -> None:
+    """Set a style sheet only when it changes (every setStyleSheet re-polishes the widget)."""
+    if widget.styleSheet() != css:
+        widget.setStyleSheet(css)
 
 
 class _ElidingLabel(QtWidgets.QLabel):

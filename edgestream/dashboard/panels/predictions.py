@@ -16,10 +16,11 @@ from edgestream.core.chunk import StreamInfo
 from edgestream.core.clock import local_clock
 from edgestream.dashboard.lslinfo import class_names, desc_path
 from edgestream.dashboard.panels.base import (BACKGROUND, FOREGROUND, MUTED, PANELS, Panel, big_font, color,
-                                              plot_widget, small_label)
+                                              grid_lines, plot_widget, set_style, small_label)
 
 HISTORY_S = 30.0
 MAX_ROWS = 4
+SIDE_WIDTH = 170  # px of the decision read-out beside each plot
 
 
 class _Row(QtWidgets.QWidget):
@@ -38,7 +39,8 @@ class _Row(QtWidgets.QWidget):
         self.version = -1
         layout = QtWidgets.QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        self.plot = plot_widget(bottom="time to now (s)", left="probability")
+        self.plot = plot_widget(grid=False, bottom="time to now (s)", left="probability")
+        grid_lines(self.plot, xs=np.arange(-HISTORY_S + 5, 0, 5), ys=(0.2, 0.4, 0.6, 0.8, 1.0))
         self.plot.setYRange(0, 1.02, padding=0)
         self.plot.setXRange(-HISTORY_S, 0, padding=0)
         self.plot.getPlotItem().setMouseEnabled(x=False, y=False)
@@ -65,9 +67,14 @@ class _Row(QtWidgets.QWidget):
         for w in (title, self.decision, self.confidence, self.badge):
             side.addWidget(w)
         side.addStretch(1)
+        margins = side.contentsMargins()
+        for label in (self.decision, self.confidence, self.badge):
+            # A fixed-size label changing its text (10 times a second) does not make Qt lay out
+            # the panel, its dock and the main window again; a free-sized one does.
+            label.setFixedSize(SIDE_WIDTH - margins.left() - margins.right(), label.fontMetrics().height() + 8)
         box = QtWidgets.QWidget()
         box.setLayout(side)
-        box.setFixedWidth(170)
+        box.setFixedWidth(SIDE_WIDTH)
         box.setStyleSheet(f"background: {BACKGROUND};")
         layout.addWidget(box)
 
@@ -95,11 +102,11 @@ class _Row(QtWidgets.QWidget):
         conf = float(last[self.conf_col]) if self.conf_col is not None else (
             float(last[self.prob_cols[k]]) if 0 <= k < len(self.prob_cols) else float("nan"))
         self.decision.setText(name)
-        self.decision.setStyleSheet(f"color: {color(k) if k >= 0 else FOREGROUND};")
+        set_style(self.decision, f"color: {color(k) if k >= 0 else FOREGROUND};")
         self.confidence.setText(f"confidence {conf:.0%}" if np.isfinite(conf) else "")
         warming = self.warm_col is not None and last[self.warm_col] > 0.5
         self.badge.setText("warming up" if warming else "")
-        self.badge.setStyleSheet("color: #15171c; background: #f2a33a; border-radius: 3px; padding: 2px;"
+        set_style(self.badge, "color: #15171c; background: #f2a33a; border-radius: 3px; padding: 2px;"
                                  if warming else "")
         return True
 

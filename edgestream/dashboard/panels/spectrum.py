@@ -97,7 +97,7 @@ class SpectrumPanel(Panel):
         self.peaks_label = small_label()
         self.peaks_label.setStyleSheet(f"color: {MUTED};")
         layout.addWidget(self.peaks_label)
-        self.spec = plot_widget(bottom="time to now (s)", left="Hz")
+        self.spec = plot_widget(grid=False, bottom="time to now (s)", left="Hz")  # no grid over an image
         self.spec.setTitle("spectrogram", color=MUTED, size="9pt")
         self.image = pg.ImageItem(axisOrder="row-major")
         self.image.setColorMap(pg.colormap.get("inferno"))

@@ -18,12 +18,16 @@ from PySide6 import QtCore, QtWidgets
 from edgestream.core.chunk import StreamInfo
 from edgestream.core.clock import local_clock
 from edgestream.dashboard.panels.base import (DERIVED_TYPES, FOREGROUND, MUTED, PANELS, Panel, StreamChooser,
-                                              plot_widget, signal_columns, small_label)
+                                              grid_lines, plot_widget, signal_columns, small_label)
 from edgestream.dashboard.views import FilteredView, FilterSettings, MinMaxCache
 
 WINDOWS_S = (2.0, 5.0, 10.0, 20.0, 30.0)
 LANE_FILL = 0.45  # half-height of a lane used by a full-scale signal (lanes are 1.0 apart)
 MAX_MARKER_LINES = 24
+# Curves and marker lines stay this fraction of the plot clear of its left and bottom edges:
+# Qt repaints whatever touches a redrawn area (widened by a pixel), and curves touching the
+# axes would make both axes repaint their ticks and labels with every frame.
+EDGE_GAP = 0.01
 
 
 @PANELS.register("traces", area="center", order=0)
@@ -126,11 +130,7 @@ class TracesPanel(Panel):
         step = 1.0 if self.window_s <= 10 else 5.0
         for line in self._grid:
             self.plot.removeItem(line)
-        self._grid = [pg.InfiniteLine(-k * step, angle=90, movable=False, pen=pg.mkPen(255, 255, 255, 28))
-                      for k in range(1, int(self.window_s / step))]
-        for line in self._grid:
-            line.setZValue(-10)
-            self.plot.addItem(line)
+        self._grid = grid_lines(self.plot, xs=[-k * step for k in range(1, int(self.window_s / step))], span=EDGE_GAP)
 
     def _set_scale_mode(self, mode: str) -> None:
         self.scale_mode = mode
@@ -239,6 +239,8 @@ class TracesPanel(Panel):
         keep = [i for i, n in enumerate(names) if n not in prefs["hidden"]]
         now = local_clock()
         self._draw_markers(now)
+        inside = t >= now - self.window_s * (1.0 - EDGE_GAP)
+        t, y = t[inside], y[inside]
         if not len(t) or not keep:
             for c in self.curves:
                 c.setData([], [])
@@ -296,7 +298,7 @@ class TracesPanel(Panel):
         self._ticks_key = key
         ticks = [(float(offsets[i]), names[i]) for i in range(0, len(names), step)]
         self.plot.getPlotItem().getAxis("left").setTicks([ticks, []])
-        self.plot.setYRange(-0.7, len(names) - 0.3, padding=0.0)
+        self.plot.setYRange(-0.8 - EDGE_GAP * len(names), len(names) - 0.3, padding=0.0)
 
     def _draw_markers(self, now: float) -> None:
         feeds = getattr(self, "marker_feeds", [])
@@ -308,6 +310,7 @@ class TracesPanel(Panel):
         while len(self._markers) < len(events):
             line = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen("#f2a33a", width=1, style=QtCore.Qt.PenStyle.DashLine),
                                    label="", labelOpts={"position": 0.97, "color": FOREGROUND})
+            line.setSpan(EDGE_GAP, 1.0 - EDGE_GAP)  # clear of the time axis (see EDGE_GAP)
             self.plot.addItem(line)
             self._markers.append(line)
         for i, line in enumerate(self._markers):

@@ -162,6 +162,34 @@ def test_freeze_stops_drawing_but_not_reading(open_window, publish) -> None:
     assert wait_until(lambda: traces.updates > frozen_at, 10)
 
 
+def test_scrolling_repaints_the_curves_not_the_axes(open_window, publish, monkeypatch) -> None:
+    """Each frame redraws the traces and prediction curves (markers moving with them) but not the
+    axes beside them: curves, marker lines and grid stay clear of the axes, and the prediction
+    plot's grid is made of fixed lines rather than the axis grid."""
+    import pyqtgraph as pg
+
+    painted: dict[int, int] = {}
+    for cls in (pg.AxisItem, pg.PlotCurveItem):  # before the items exist: the Qt binding looks up overrides then
+        def counting(self, *args, _orig=cls.paint):
+            painted[id(self)] = painted.get(id(self), 0) + 1
+            return _orig(self, *args)
+
+        monkeypatch.setattr(cls, "paint", counting)
+    publish("eeg", "markers", "predictions")
+    win = open_window()
+    traces, pred = win.panels["traces"], win.panels["predictions"]
+    assert wait_until(lambda: traces.updates > 20 and pred.rows and pred.updates > 5, 40), panels_with_data(win)
+    wait_until(lambda: False, 1.0)  # layout settled, first ticks and labels drawn
+    painted.clear()
+    frames = traces.updates
+    assert wait_until(lambda: traces.updates >= frames + 40, 20)
+    row = pred.rows[0]
+    assert all(painted.get(id(c), 0) >= 30 for c in traces.curves), painted
+    assert painted.get(id(row.curves[0].curve), 0) >= 10, painted  # a PlotDataItem draws through its curve
+    axes = [w.getPlotItem().getAxis(side) for w in (traces.plot, row.plot) for side in ("left", "bottom")]
+    assert [painted.get(id(a), 0) for a in axes] == [0, 0, 0, 0]
+
+
 def test_display_filters_and_channel_settings_are_remembered(open_window, publish, tmp_path) -> None:
     publish("eeg")
     settings = tmp_path / "user.ini"

@@ -163,9 +163,10 @@ def test_freeze_stops_drawing_but_not_reading(open_window, publish) -> None:
 
 
 def test_scrolling_repaints_the_curves_not_the_axes(open_window, publish, monkeypatch) -> None:
-    """Each frame redraws the traces and prediction curves (markers moving with them) but not the
-    axes beside them: curves, marker lines and grid stay clear of the axes, and the prediction
-    plot's grid is made of fixed lines rather than the axis grid."""
+    """Frames redraw the traces and prediction curves (markers moving with them) but not the axes
+    beside them (at most one frame in ten, for window-wide repaints): curves, marker lines and
+    grid stay clear of the axes, and the prediction plot's grid is made of fixed lines rather
+    than the axis grid."""
     import pyqtgraph as pg
 
     painted: dict[int, int] = {}
@@ -187,7 +188,8 @@ def test_scrolling_repaints_the_curves_not_the_axes(open_window, publish, monkey
     assert all(painted.get(id(c), 0) >= 30 for c in traces.curves), painted
     assert painted.get(id(row.curves[0].curve), 0) >= 10, painted  # a PlotDataItem draws through its curve
     axes = [w.getPlotItem().getAxis(side) for w in (traces.plot, row.plot) for side in ("left", "bottom")]
-    assert [painted.get(id(a), 0) for a in axes] == [0, 0, 0, 0]
+    # an occasional full repaint (window status, layout) may draw them; before, it was every frame
+    assert all(painted.get(id(a), 0) <= 4 for a in axes), [painted.get(id(a), 0) for a in axes]
 
 
 def test_display_filters_and_channel_settings_are_remembered(open_window, publish, tmp_path) -> None:

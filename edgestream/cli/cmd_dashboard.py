@@ -29,7 +29,8 @@ def command(streams: tuple[str, ...], screenshot: str | None, after: float, dura
     per-channel scaling and display filters, spectrum/spectrogram with dominant periods, model
     predictions, CSI heat-maps and live NMSE, ED-ViT device status, and a health panel (rates,
     lag, clock offset, drops by cause, connection state, pipeline latency p50/p99). It runs in
-    its own process and only reads streams, so it never slows a pipeline down.
+    its own process and only reads streams; on a small edge box, run it from another machine
+    (it competes with the pipeline for the CPU).
 
     \b
     Examples:

@@ -3,8 +3,8 @@
 ``edgestream dashboard`` opens a window that finds edgestream's LSL streams and any raw LSL
 streams on the network and shows them live: traces, spectrum/spectrogram with dominant periods,
 model predictions, CSI heat-maps and NMSE, ED-ViT device status, and stream/pipeline health.
-It runs in its own process and only reads streams (see :mod:`edgestream.dashboard.acquisition`),
-so it never slows a pipeline down.
+It runs in its own process and only reads streams (see :mod:`edgestream.dashboard.acquisition`);
+it never drives a pipeline, but shares the CPU with it (benchmarks/dashboard.py measures how much).
 
 Modules: ``app`` (start-up, headless screenshots), ``window`` (docks, render timer, settings),
 ``acquisition`` (discovery and reader threads, ring buffers), ``inlet`` (the stream reader),

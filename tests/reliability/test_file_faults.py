@@ -51,6 +51,16 @@ def _children_named(pid: int, name: str, limit: float) -> list[psutil.Process]:
     raise AssertionError(f"no child process {name!r} of {pid} within {limit} s")
 
 
+def _recorder_collecting(log: Path) -> bool:
+    """LabRecorderCLI has started collecting every stream it found (what ``LabRecorderCLI.start`` waits for:
+    killed before that, the recorder failed to start, which is a different case)."""
+    text = log.read_text(errors="replace")
+    lines = [ln.strip() for ln in text.splitlines()]
+    found = sum(ln.startswith("Found ") for ln in lines)
+    started = sum(ln.startswith("Started data collection") for ln in lines)
+    return found > 0 and "Starting the recording" in text and started >= found
+
+
 # --- checkpoints -------------------------------------------------------------------------------
 def _torch_save(path: Path, obj: object) -> None:
     import torch
@@ -213,9 +223,12 @@ def test_labrecorder_killed_during_a_run(recorded_session, uid, tmp_path, case):
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         (recorder,) = _children_named(run.pid, "LabRecorderCLI", 60)
         first = tmp_path / "rec" / "sub-01" / "eeg" / "sub-01_task-loopback_run-01_eeg.xdf"
+        log = Path(os.readlink(f"/proc/{recorder.pid}/fd/1"))  # LabRecorderCLI's output, which edgestream reads
         deadline = time.monotonic() + 30
-        while (not first.exists() or first.stat().st_size < 64_000) and time.monotonic() < deadline:
-            time.sleep(0.2)  # until a good part is flushed to disk
+        while time.monotonic() < deadline and not (_recorder_collecting(log) and first.exists()
+                                                   and first.stat().st_size >= 64_000):
+            time.sleep(0.2)  # until edgestream counts the recording as started and a good part is on disk
+        time.sleep(0.5)  # edgestream's reader of that output has seen it too
         killed_at = local_clock()
         recorder.send_signal(signal.SIGKILL)
         out, err = run.communicate(timeout=120)

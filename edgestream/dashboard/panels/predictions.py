@@ -107,7 +107,7 @@ class _Row(QtWidgets.QWidget):
         warming = self.warm_col is not None and last[self.warm_col] > 0.5
         self.badge.setText("warming up" if warming else "")
         set_style(self.badge, "color: #15171c; background: #f2a33a; border-radius: 3px; padding: 2px;"
-                                 if warming else "")
+                  if warming else "")
         return True
 
 

@@ -202,8 +202,8 @@ class TracesPanel(Panel):
             prefs["gain"][name] = gain
 
     # --- drawing -------------------------------------------------------------------------------
-    def _decimated(self, feed: Any) -> tuple[np.ndarray, np.ndarray, list[str], str]:
-        """Decimated points of the shown window (filtered if filters are on): t (m,), y (m, C)."""
+    def _decimated(self, feed: Any, since: float) -> tuple[np.ndarray, np.ndarray, list[str], str]:
+        """Decimated points stamped after ``since`` (filtered if filters are on): t (m,), y (m, C)."""
         cols = signal_columns(feed.info)
         names = [feed.info.ch_names[i] for i in cols]
         label = "raw"
@@ -224,23 +224,18 @@ class TracesPanel(Panel):
             self._cache = MinMaxCache(k, len(cols), -(-window_n // k) + 2, columns)
             self._cache_key = key
         self._cache.update(source.since)
-        t, y = self._cache.points(-np.inf)
-        if len(t):
-            keep = t >= t[-1] - self.window_s
-            t, y = t[keep], y[keep]
+        t, y = self._cache.points(since)
         return t, y, names, label
 
     def draw(self) -> bool:
         feed = self.chooser.current(self.feeds)
         if feed is None:
             return False
-        t, y, names, label = self._decimated(feed)
+        now = local_clock()
+        t, y, names, label = self._decimated(feed, now - self.window_s * (1.0 - EDGE_GAP))
         prefs = self._prefs(feed.key)
         keep = [i for i, n in enumerate(names) if n not in prefs["hidden"]]
-        now = local_clock()
         self._draw_markers(now)
-        inside = t >= now - self.window_s * (1.0 - EDGE_GAP)
-        t, y = t[inside], y[inside]
         if not len(t) or not keep:
             for c in self.curves:
                 c.setData([], [])

@@ -167,7 +167,7 @@ def main() -> None:
               "sfreq": SFREQ}
     # The dashboard shows the simulated EEG and everything the reference pipeline publishes.
     patterns = [f"{name}*", "reference-*"]
-    alone, with_dash, fps, cpu, streams, errors = [], [], [], [], set(), {}
+    alone, with_dash, fps, cpu, streams, errors, redraws = [], [], [], [], set(), {}, []
     with tempfile.TemporaryDirectory(prefix="edgestream-bench-dashboard-") as tmp:
         work = Path(tmp)
         sim = subprocess.Popen(edgestream("simulate", "eeg", "--channels", str(N_CH), "--sfreq", f"{SFREQ:g}",
@@ -189,6 +189,7 @@ def main() -> None:
                     with_dash.append(summary)
                     fps.append(f)
                     cpu.append(c)
+                    redraws.append(stats.get("trace_redraws", 0) / max(1, stats["panel_updates"].get("traces", 1)))
                     streams.update(stats["streams"])
                     errors.update({n: v for n, v in stats["panel_errors"].items() if v})
         finally:
@@ -202,6 +203,8 @@ def main() -> None:
          streams=sorted(streams), **common)
     emit("dashboard_cpu", round(median(cpu), 2), "% of one core", target="<= 25", per_pair=[round(v, 2) for v in cpu],
          **common)
+    emit("trace_full_redraw_fraction", round(median(redraws), 4), "of frames", per_pair=[round(v, 4) for v in redraws],
+         note="frames that redrew the whole trace window (rescale, resize) instead of the new columns", **common)
     p99 = {}
     for label, runs in (("without_dashboard", alone), ("with_dashboard", with_dash)):
         p50s = [r["e2e"]["p50_ms"] for r in runs]

@@ -1,13 +1,13 @@
-"""Turn buffered samples into what is drawn: display filters and decimation to screen width.
+"""Turn buffered samples into what is drawn: display filters and power spectra.
 
 * :class:`FilteredView` runs the project's own causal DSP stages (``edgestream.dsp``: high-pass,
   band-pass, notch) over a stream for display, incrementally — each frame filters only the
   samples that arrived since the previous one, carrying the stages' state. Switching a filter
   re-filters the buffered history in one pass, which (streaming equals offline) gives the same
   trace as if the filter had been on all along.
-* :func:`minmax_decimate` reduces ``n`` samples to ``2 × n_bins`` points per channel, keeping
-  each bin's minimum and maximum so spikes survive, with bins anchored to absolute sample
-  indices so the picture does not shimmer as it scrolls.
+* :func:`welch_psd` is the spectrum panel's power spectral density.
+
+Decimation to the screen's pixel columns is in :mod:`edgestream.dashboard.canvas`.
 """
 
 from __future__ import annotations
@@ -26,50 +26,6 @@ from edgestream.core.ringbuffer import RingBuffer
 from edgestream.core.stage import STAGES, BuildContext, Stage
 
 log = logging.getLogger(__name__)
-
-
-def minmax_decimate(data: np.ndarray, stamps: np.ndarray, first_index: int, n_bins: int
-                    ) -> tuple[np.ndarray, np.ndarray]:
-    """Min/max decimation along time.
-
-    Parameters
-    ----------
-    data : ndarray, shape (n, C)
-    stamps : ndarray, shape (n,)
-        Seconds.
-    first_index : int
-        Absolute index of ``data[0]`` in the stream; bins start at multiples of the bin size.
-    n_bins : int
-        Bins wanted (about the plot width in pixels, or half of it).
-
-    Returns
-    -------
-    t : ndarray, shape (m,)
-        Time of each point (each bin contributes two points at its first stamp and its last).
-    y : ndarray, shape (m, C)
-        Bin minimum then maximum (or the samples themselves when ``n <= 2 × n_bins``).
-        The newest, incomplete bin is returned as its raw samples.
-    """
-    n = data.shape[0]
-    if n <= 2 * n_bins or n_bins < 1:
-        return stamps, data
-    k = int(np.ceil(n / n_bins))
-    skip = (-first_index) % k  # drop the leading partial bin so bin edges stay put between frames
-    m = (n - skip) // k
-    body = data[skip: skip + m * k].reshape(m, k, data.shape[1])  # (bins, k, C)
-    t = stamps[skip: skip + m * k].reshape(m, k)
-    y = np.empty((2 * m, data.shape[1]), dtype=data.dtype)
-    # minimum then maximum of each bin: a bin is about a pixel wide, so their order is not visible
-    y[0::2] = body.min(axis=1)
-    y[1::2] = body.max(axis=1)
-    tt = np.empty(2 * m)
-    tt[0::2] = t[:, 0]
-    tt[1::2] = t[:, -1]
-    tail = skip + m * k
-    if tail < n:  # the newest, still-filling bin: draw its samples as they are
-        tt = np.concatenate([tt, stamps[tail:]])
-        y = np.concatenate([y, data[tail:]])
-    return tt, y
 
 
 @dataclasses.dataclass
@@ -190,64 +146,6 @@ def ring_since(ring: RingBuffer, cursor: int) -> tuple[np.ndarray, np.ndarray, i
     skipped = n > len(ring) or n < 0
     data, stamps = ring.last(len(ring) if skipped else n)
     return data, stamps, total, skipped
-
-
-class MinMaxCache:
-    """Min/max decimation kept up to date incrementally.
-
-    Completed bins never change (bins are anchored to absolute sample indices), so each frame
-    only decimates the samples that arrived since the previous one; a full window is decimated
-    only when the bin size changes (window length or plot width changed).
-
-    Parameters
-    ----------
-    bin_size : int
-        Samples per bin.
-    n_channels : int
-    max_bins : int
-        Bins kept (≥ the bins a full window needs).
-    columns : ndarray of int or None
-        Columns of the source rows to keep (None: all).
-    """
-
-    def __init__(self, bin_size: int, n_channels: int, max_bins: int, columns: np.ndarray | None = None) -> None:
-        self.bin_size = int(bin_size)
-        self.columns = columns
-        self.bins = RingBuffer(2 * max_bins, n_channels)  # (min row, max row) per bin
-        self.cursor: int | None = None  # absolute index of the next source row to consume
-        self._tail = np.zeros((0, n_channels), np.float32)  # rows of the incomplete newest bin
-        self._tail_t = np.zeros(0)
-        self.restarts = 0
-
-    def update(self, since: Any) -> None:
-        """Consume new rows from ``since(cursor) -> (data, stamps, new_cursor, skipped)``."""
-        data, stamps, end, skipped = since(self.cursor if self.cursor is not None else 0)
-        if self.columns is not None:
-            data = data[:, self.columns]
-        start = end - len(stamps)
-        if self.cursor is None or skipped:
-            self.restarts += self.cursor is not None
-            self.bins.clear()
-            first = -(-start // self.bin_size) * self.bin_size  # next bin edge
-            data, stamps = data[first - start:], stamps[first - start:]
-            self._tail, self._tail_t = data[:0], stamps[:0]
-        else:
-            data = np.concatenate([self._tail, data])
-            stamps = np.concatenate([self._tail_t, stamps])
-        full = len(stamps) // self.bin_size * self.bin_size
-        if full:
-            t, y = minmax_decimate(data[:full], stamps[:full], 0, full // self.bin_size)
-            if len(t) != 2 * (full // self.bin_size):  # too few rows to be decimated: one bin each
-                t, y = np.repeat(t, 2), np.repeat(y, 2, axis=0)
-            self.bins.push(np.ascontiguousarray(y, dtype=np.float32), t)
-        self._tail, self._tail_t = data[full:], stamps[full:]
-        self.cursor = end
-
-    def points(self, since_time: float) -> tuple[np.ndarray, np.ndarray]:
-        """Decimated points (and the raw newest rows) stamped after ``since_time``: t (m,), y (m, C)."""
-        y, t = self.bins.last(len(self.bins))
-        keep = t >= since_time
-        return np.concatenate([t[keep], self._tail_t]), np.concatenate([y[keep], self._tail])
 
 
 def welch_psd(x: np.ndarray, sfreq: float, nperseg: int) -> tuple[np.ndarray, np.ndarray]:

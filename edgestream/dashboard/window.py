@@ -319,6 +319,7 @@ class DashboardWindow(QtWidgets.QMainWindow):
                 "panel_updates": {n: p.updates for n, p in self.panels.items()},
                 "panel_draw_s": {n: round(p.draw_seconds, 4) for n, p in self.panels.items()},
                 "panel_errors": {n: getattr(p, "errors", 0) for n, p in self.panels.items()},
+                "trace_redraws": getattr(self.panels.get("traces"), "full_redraws", 0),
                 "streams": sorted(self.streams_seen), "clock": local_clock()}
 
 

@@ -1,4 +1,4 @@
-"""Fixtures of the dashboard tests: live loopback streams (published from a child process)."""
+"""Fixtures of the dashboard tests: the QApplication and live loopback streams (published from a child process)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,14 @@ import pytest
 from edgestream.dashboard.fixtures import PublisherProcess
 
 ALL_RECIPES = ("eeg", "predictions", "latency", "health", "edvit", "periods", "csi", "markers")
+
+
+@pytest.fixture(scope="session")
+def qapp():
+    """The dashboard's QApplication (offscreen in tests)."""
+    from edgestream.dashboard.app import application
+
+    return application()
 
 
 @pytest.fixture

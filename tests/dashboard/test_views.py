@@ -1,4 +1,4 @@
-"""Dashboard pieces that need no window: header parsing, decimation, display filters, panel parsers."""
+"""Dashboard pieces that need no window: header parsing, display filters, panel parsers."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from edgestream.dashboard.acquisition import Discovered, Feed, matches
 from edgestream.core.lslmeta import lsl_stream_info, parse_header
 from edgestream.dashboard.fixtures import csi_streams, health, predictions
 from edgestream.dashboard.lslinfo import class_names
-from edgestream.dashboard.views import FilteredView, FilterSettings, MinMaxCache, minmax_decimate
+from edgestream.dashboard.views import FilteredView, FilterSettings
 from edgestream.testing import random_splits
 
 
@@ -47,61 +47,6 @@ def test_class_names_fall_back_to_probability_channels() -> None:
     assert class_names(info) == ["up", "down"]
 
 
-def test_minmax_decimation_keeps_every_extreme(rng: np.random.Generator) -> None:
-    data = rng.normal(size=(10_000, 3)).astype(np.float32)
-    stamps = np.arange(10_000) / 1000.0
-    t, y = minmax_decimate(data, stamps, first_index=0, n_bins=200)
-    assert len(t) == len(y) <= 2 * 200 + 2 * 50
-    np.testing.assert_array_equal(y.max(axis=0), data.max(axis=0))
-    np.testing.assert_array_equal(y.min(axis=0), data.min(axis=0))
-    assert np.all(np.diff(t) >= 0)
-
-
-def test_minmax_bins_stay_anchored_while_scrolling(rng: np.random.Generator) -> None:
-    """Shifting the window by a few samples must not change the bins both windows share."""
-    data = rng.normal(size=(20_000, 1)).astype(np.float32)
-    stamps = np.arange(20_000) / 1000.0
-    t1, y1 = minmax_decimate(data[:10_000], stamps[:10_000], 0, 100)
-    t2, y2 = minmax_decimate(data[7:10_007], stamps[7:10_007], 7, 100)
-    shared = np.isin(t1, t2)
-    assert shared.sum() >= 190  # 95 of the 100 bins are in both windows
-    np.testing.assert_array_equal(y1[shared], y2[np.isin(t2, t1)])
-
-
-def test_incremental_decimation_equals_one_pass(rng: np.random.Generator) -> None:
-    """Decimating as samples arrive (random chunks, random frames) equals decimating all at once."""
-    info = _eeg_info(n_ch=3, sfreq=100.0)
-    feed = _feed(info, seconds=100.0)
-    cache = MinMaxCache(bin_size=7, n_channels=3, max_bins=2000, columns=np.arange(3))
-    n = 3000
-    x = rng.normal(size=(n, 4)).astype(np.float32)
-    stamps = np.arange(n) / 100.0
-    start = 0
-    for size in random_splits(n, rng, max_chunk=40):
-        feed.push(Chunk(x[start: start + size], stamps[start: start + size], info))
-        start += size
-        if rng.random() < 0.3:
-            cache.update(feed.since)
-    cache.update(feed.since)
-    t, y = cache.points(-np.inf)
-    want_t, want_y = minmax_decimate(x[:, :3], stamps, 0, -(-n // 7))  # bins of 7 samples
-    np.testing.assert_array_equal(t, want_t)
-    np.testing.assert_array_equal(y, want_y)
-    assert cache.restarts == 0
-
-
-def test_incremental_decimation_restarts_after_falling_behind(rng: np.random.Generator) -> None:
-    info = _eeg_info(n_ch=3, sfreq=100.0)
-    feed = _feed(info, seconds=1.0)  # 100 rows kept
-    cache = MinMaxCache(bin_size=10, n_channels=4, max_bins=20)
-    feed.push(Chunk(rng.normal(size=(50, 4)).astype(np.float32), np.arange(50) / 100.0, info))
-    cache.update(feed.since)
-    feed.push(Chunk(rng.normal(size=(300, 4)).astype(np.float32), (50 + np.arange(300)) / 100.0, info))
-    cache.update(feed.since)
-    t, _ = cache.points(-np.inf)
-    assert cache.restarts == 1 and t[0] == pytest.approx(2.5) and t[-1] == pytest.approx(3.49)
-
-
 @pytest.mark.parametrize("nperseg", [256, 255])
 def test_display_psd_matches_scipy_welch(nperseg: int, rng: np.random.Generator) -> None:
     from scipy import signal
@@ -113,12 +58,6 @@ def test_display_psd_matches_scipy_welch(nperseg: int, rng: np.random.Generator)
     want_f, want = signal.welch(x, fs=250.0, nperseg=nperseg, axis=0, detrend=False)
     np.testing.assert_allclose(freqs, want_f)
     np.testing.assert_allclose(psd, want, rtol=1e-4, atol=1e-7)
-
-
-def test_small_windows_are_not_decimated() -> None:
-    data = np.arange(10, dtype=np.float32).reshape(-1, 1)
-    t, y = minmax_decimate(data, np.arange(10.0), 0, 100)
-    np.testing.assert_array_equal(y, data)
 
 
 @pytest.mark.parametrize("settings", [FilterSettings(bandpass=True), FilterSettings(highpass=True, notch=True)])

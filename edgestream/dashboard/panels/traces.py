@@ -1,9 +1,11 @@
 """Scrolling multichannel traces: one lane per channel, per-channel scaling, display filters.
 
-All lanes are drawn as two curves (even and odd channels, for contrast) whose points are the
-min/max-decimated samples of every visible channel joined end to end, with breaks between
-lanes — a few draw calls per frame whatever the channel count, which is what keeps 64 channels
-at 1000 Hz cheap. Marker streams appear as labelled vertical lines.
+The lanes are drawn incrementally into an image (:mod:`edgestream.dashboard.canvas`): each
+frame draws only the pixel columns time has added, one min/max line per lane and column, in
+two alternating colours for contrast. The whole window is drawn again only when the picture's
+meaning changes (size, window, channels, gains, or a lane outgrowing or leaving its scale) —
+which is what keeps 64 channels at 1000 Hz cheap. Marker streams appear as labelled vertical
+lines.
 """
 
 from __future__ import annotations
@@ -17,13 +19,18 @@ from PySide6 import QtCore, QtWidgets
 
 from edgestream.core.chunk import StreamInfo
 from edgestream.core.clock import local_clock
-from edgestream.dashboard.panels.base import (DERIVED_TYPES, FOREGROUND, MUTED, PANELS, Panel, StreamChooser,
+from edgestream.dashboard.panels.base import (BACKGROUND, DERIVED_TYPES, FOREGROUND, MUTED, PANELS, Panel, StreamChooser,
                                               grid_lines, plot_widget, signal_columns, small_label)
-from edgestream.dashboard.views import FilteredView, FilterSettings, MinMaxCache
+from edgestream.dashboard.canvas import CanvasItem, ColumnStore, TraceCanvas
+from edgestream.dashboard.views import FilteredView, FilterSettings
 
 WINDOWS_S = (2.0, 5.0, 10.0, 20.0, 30.0)
 LANE_FILL = 0.45  # half-height of a lane used by a full-scale signal (lanes are 1.0 apart)
 MAX_MARKER_LINES = 24
+TRACE_COLORS = ("#8ab4f8", "#c5d3e8")  # even and odd lanes
+# Auto scale: a lane is rescaled (and the window redrawn) when the span of its shown signal
+# leaves [RESCALE_BELOW, RESCALE_ABOVE] × its scale, or its mean moves RECENTRE_BEYOND × its scale.
+RESCALE_ABOVE, RESCALE_BELOW, RECENTRE_BEYOND = 1.25, 0.5, 0.25
 # Curves and marker lines stay this fraction of the plot clear of its left and bottom edges:
 # Qt repaints whatever touches a redrawn area (widened by a pixel), and curves touching the
 # axes would make both axes repaint their ticks and labels with every frame.
@@ -47,9 +54,13 @@ class TracesPanel(Panel):
         self.channel_prefs: dict[str, dict[str, Any]] = {}  # stream key → {"hidden": [...], "gain": {...}}
         self._view: FilteredView | None = None
         self._view_key = ""
-        self._scales: np.ndarray | None = None
-        self._cache: MinMaxCache | None = None
-        self._cache_key: tuple[int, int, int] | None = None
+        self._scales: tuple[np.ndarray, np.ndarray] | None = None  # (span, centre) per shown lane
+        self._scales_mode: tuple[str, float] | None = None
+        self._store: ColumnStore | None = None
+        self._store_key: tuple[Any, ...] | None = None
+        self._canvas: TraceCanvas | None = None
+        self._canvas_key: tuple[Any, ...] | None = None
+        self.full_redraws = 0  # frames that drew the whole window rather than the new columns
         self._ticks_key: tuple[Any, ...] | None = None
         self._markers: list[pg.InfiniteLine] = []
         self._build_ui()
@@ -106,10 +117,9 @@ class TracesPanel(Panel):
         # axes and their labels; plain lines at whole seconds cost almost nothing.
         item.showGrid(x=False, y=False)
         self._grid: list[pg.InfiniteLine] = []
-        self.curves = [pg.PlotCurveItem(pen=pg.mkPen(c, width=1), skipFiniteCheck=True, antialias=False)
-                       for c in ("#8ab4f8", "#c5d3e8")]
-        for c in self.curves:
-            self.plot.addItem(c)
+        self.image = CanvasItem()
+        self.image.setZValue(-20)  # opaque: below the (translucent) grid and marker lines
+        self.plot.addItem(self.image)
         self._set_window(self.window_s)
         self.status = small_label()
         self.status.setStyleSheet(f"color: {MUTED};")
@@ -127,6 +137,7 @@ class TracesPanel(Panel):
     def _set_window(self, seconds: float) -> None:
         self.window_s = float(seconds)
         self.plot.setXRange(-self.window_s, 0.0, padding=0.0)
+        self.image.clip_left = -self.window_s * (1.0 - EDGE_GAP)  # clear of the channel axis
         step = 1.0 if self.window_s <= 10 else 5.0
         for line in self._grid:
             self.plot.removeItem(line)
@@ -144,7 +155,7 @@ class TracesPanel(Panel):
 
     def _reset_view(self) -> None:
         self._view = None
-        self._cache = None
+        self._store = None
         self._scales = None
         self._ticks_key = None
         self._fill_table()
@@ -202,8 +213,8 @@ class TracesPanel(Panel):
             prefs["gain"][name] = gain
 
     # --- drawing -------------------------------------------------------------------------------
-    def _decimated(self, feed: Any, since: float) -> tuple[np.ndarray, np.ndarray, list[str], str]:
-        """Decimated points stamped after ``since`` (filtered if filters are on): t (m,), y (m, C)."""
+    def _columns(self, feed: Any) -> tuple[ColumnStore, list[str], str]:
+        """The pixel-column store of the shown samples (filtered if filters are on), up to date."""
         cols = signal_columns(feed.info)
         names = [feed.info.ch_names[i] for i in cols]
         label = "raw"
@@ -216,70 +227,87 @@ class TracesPanel(Panel):
         else:
             source, columns = feed, cols
         self._view_key = feed.key
-        width = max(100, int(self.plot.getPlotItem().getViewBox().width()))
-        window_n = max(1, int(self.window_s * feed.info.sfreq))
-        k = max(1, -(-window_n // max(50, width // 2)))  # samples per bin: about one bin per 2 px
-        key = (id(source), k, len(cols))
-        if self._cache is None or self._cache_key != key:
-            self._cache = MinMaxCache(k, len(cols), -(-window_n // k) + 2, columns)
-            self._cache_key = key
-        self._cache.update(source.since)
-        t, y = self._cache.points(since)
-        return t, y, names, label
+        box = self.plot.getPlotItem().getViewBox()
+        width = max(50, int(round(box.width())))
+        key = (id(source), width, self.window_s, len(cols))
+        if self._store is None or self._store_key != key:
+            self._store = ColumnStore(box.width() / self.window_s, width + 2, len(cols), columns)
+            self._store_key = key
+        self._store.update(source.since)
+        return self._store, names, label
+
+    def _lane_scales(self, low: np.ndarray, high: np.ndarray) -> bool:
+        """Update each lane's centre and scale from the shown window's extrema; True if they changed.
+
+        They change only when a lane's signal has outgrown its lane (or shrunk to well inside it,
+        or moved off its centre): every change redraws the whole window.
+        """
+        span = np.maximum(np.nan_to_num(high - low), 1e-12)
+        centre = np.nan_to_num((high + low) / 2)
+        if self.scale_mode == "fixed":
+            span = np.full_like(span, self.fixed_scale)
+        old, mode = self._scales, (self.scale_mode, self.fixed_scale)
+        if old is not None and len(old[0]) == len(span) and mode == self._scales_mode:
+            scale, mid = old
+            outgrown = (span > RESCALE_ABOVE * scale) | (span < RESCALE_BELOW * scale)
+            moved = np.abs(centre - mid) > RECENTRE_BEYOND * scale
+            if not (outgrown | moved).any():
+                return False
+        self._scales, self._scales_mode = (span, centre), mode
+        return True
 
     def draw(self) -> bool:
         feed = self.chooser.current(self.feeds)
         if feed is None:
             return False
         now = local_clock()
-        t, y, names, label = self._decimated(feed, now - self.window_s * (1.0 - EDGE_GAP))
+        store, names, label = self._columns(feed)
         prefs = self._prefs(feed.key)
         keep = [i for i, n in enumerate(names) if n not in prefs["hidden"]]
         self._draw_markers(now)
-        if not len(t) or not keep:
-            for c in self.curves:
-                c.setData([], [])
+        box = self.plot.getPlotItem().getViewBox()
+        width = max(50, int(round(box.width())))
+        if store.newest is None or not keep:
+            self.image.place(None, 0.0, 0.0)
             self.status.setText(f"{feed.info.name}: no samples yet")
             return False
-        if len(keep) < len(names):
-            y = y[:, keep]
-            names = [names[i] for i in keep]
-        n_ch = y.shape[1]
-        finite = bool(np.isfinite(y).all())
-        centre = y.mean(axis=0) if finite else np.nan_to_num(np.nanmean(y, axis=0))
-        if self.scale_mode == "auto":
-            span = y.max(axis=0) - y.min(axis=0) if finite else np.nanmax(y, axis=0) - np.nanmin(y, axis=0)
-            span = np.maximum(np.nan_to_num(span), 1e-12)
-            if self._scales is None or len(self._scales) != n_ch:
-                self._scales = span
-            else:  # smooth so lanes do not jump with every spike
-                self._scales = np.where(span > self._scales, span, 0.95 * self._scales + 0.05 * span)
-            scale = self._scales / (2 * LANE_FILL)
-        else:
-            scale = np.full(n_ch, self.fixed_scale / (2 * LANE_FILL))
+        names = [names[i] for i in keep]
+        low, high = store.span()
+        rescaled = self._lane_scales(low[keep], high[keep])
+        self._set_ticks(names)
+        (y_bottom, y_top), height = box.viewRange()[1], max(1.0, box.height())
+        rows = max(1, int(round(height * (1.0 - EDGE_GAP))))  # the canvas stays clear of the time axis
+        y_bottom = y_top - (y_top - y_bottom) * rows / height
         gains = np.asarray([prefs["gain"].get(n, 1.0) for n in names], dtype=np.float32)
-        offsets = np.arange(n_ch - 1, -1, -1, dtype=np.float32)  # first channel on top
-        lanes = (y - centre) * (gains / scale) + offsets  # (m, C)
-        if not finite:  # missing values (NaN from the producer) sit on the lane's centre line
-            lanes = np.where(np.isfinite(lanes), lanes, offsets)
-        x = (t - now).astype(np.float32)
-        m = len(x)
-        for parity, curve in enumerate(self.curves):
-            sel = np.arange(parity, n_ch, 2)
-            if not len(sel):
-                curve.setData([], [])
-                continue
-            connect = np.ones(m * len(sel), dtype=bool)
-            connect[m - 1:: m] = False  # break between lanes
-            curve.setData(np.tile(x, len(sel)), lanes[:, sel].T.ravel(), connect=connect)
-        self._set_ticks(names, offsets)
+        key = (width, rows, y_top, y_bottom, tuple(keep), tuple(gains), id(store))
+        if self._canvas is None or (self._canvas.width, self._canvas.height) != (width, rows):
+            self._canvas = TraceCanvas(width, rows, y_top, y_bottom, TRACE_COLORS, BACKGROUND)
+        elif key != self._canvas_key or rescaled:
+            self._canvas.invalidate()
+        self._canvas.y_top, self._canvas.y_bottom = y_top, y_bottom
+        self._canvas_key = key
+        span, centre = self._scales
+        factor = (gains * (2 * LANE_FILL) / span).astype(np.float32)
+        offsets = np.arange(len(names) - 1, -1, -1, dtype=np.float32)  # first channel on top
+
+        def to_lanes(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            # missing values (NaN from the producer) sit on the lane's centre line
+            a = np.nan_to_num((lo[:, keep] - centre) * factor, nan=0.0, posinf=0.0, neginf=0.0) + offsets
+            b = np.nan_to_num((hi[:, keep] - centre) * factor, nan=0.0, posinf=0.0, neginf=0.0) + offsets
+            return a, b
+
+        before = self._canvas.full_draws
+        self._canvas.draw(store, to_lanes)
+        self.full_redraws += self._canvas.full_draws - before
+        px_per_s = store.px_per_s
+        self.image.place(self._canvas, self._canvas.left / px_per_s - now, width / px_per_s)
         unit = feed.info.units[0] if feed.info.units else ""
         scale_text = "auto per channel" if self.scale_mode == "auto" else f"{self.fixed_scale:g} {unit}/lane"
         self.status.setText(f"{feed.info.name} · {len(names)}/{len(prefs['hidden']) + len(names)} ch shown · "
                             f"{feed.info.sfreq:g} Hz · {label} · {scale_text}")
         return True
 
-    def _set_ticks(self, names: list[str], offsets: np.ndarray) -> None:
+    def _set_ticks(self, names: list[str]) -> None:
         """Channel labels on the left axis (every k-th when lanes are shorter than a line of text).
 
         Only touched when the lanes change: re-setting ticks or ranges every frame would make
@@ -291,7 +319,7 @@ class TracesPanel(Panel):
         if key == self._ticks_key:
             return
         self._ticks_key = key
-        ticks = [(float(offsets[i]), names[i]) for i in range(0, len(names), step)]
+        ticks = [(float(len(names) - 1 - i), names[i]) for i in range(0, len(names), step)]
         self.plot.getPlotItem().getAxis("left").setTicks([ticks, []])
         self.plot.setYRange(-0.8 - EDGE_GAP * len(names), len(names) - 0.3, padding=0.0)
 
@@ -311,9 +339,11 @@ class TracesPanel(Panel):
         for i, line in enumerate(self._markers):
             if i < len(events):
                 line.setPos(events[i][0] - now)
-                line.label.setFormat(events[i][1][:24])
-                line.show()
-            else:
+                if line.label.format != events[i][1][:24]:  # re-lays the label out: only when it changes
+                    line.label.setFormat(events[i][1][:24])
+                if not line.isVisible():
+                    line.show()
+            elif line.isVisible():
                 line.hide()
 
     def set_feeds(self, feeds: Any) -> None:

@@ -8,7 +8,8 @@ Setup (all real processes on loopback LSL):
 * ``edgestream run reference``: band-pass → 1-s window every 100 ms → ``reference_conv`` →
   a Predictions outlet, plus its latency and health streams; its ``--summary-json`` gives
   end-to-end latency p50/p99;
-* ``edgestream dashboard`` reading the simulated EEG, the predictions, latency and health.
+* ``edgestream dashboard`` reading the simulated EEG, the predictions, latency and health, at its
+  default CPU priority (idle; ``--dashboard-priority normal`` to compare).
 
 Phases, in one run with the same simulator, after a discarded warm-up run of the pipeline:
 (A) pipeline alone, (B) pipeline while a dashboard runs, in pairs A B, B A, A B (one pair with
@@ -60,10 +61,11 @@ def run_pipeline(source_id: str, seconds: float, summary: Path, env: dict[str, s
 
 
 def start_dashboard(patterns: list[str], workdir: Path, seconds: float, platform: str,
-                    env: dict[str, str]) -> tuple[subprocess.Popen, Path]:
+                    env: dict[str, str], priority: str = "idle") -> tuple[subprocess.Popen, Path]:
     stats = workdir / "dashboard-stats.json"
     args = ["dashboard", "--duration", f"{seconds:g}", "--stats-json", str(stats), "--settings",
-            str(workdir / "dashboard.ini"), "--reset-settings", "--size", "1600", "1000", "--fps", "30"]
+            str(workdir / "dashboard.ini"), "--reset-settings", "--size", "1600", "1000", "--fps", "30",
+            "--priority", priority]
     for p in patterns:
         args += ["--stream", p]
     cmd = edgestream(*args)
@@ -97,7 +99,8 @@ def dashboard_pid(proc: subprocess.Popen, platform: str) -> int:
 
 
 def dashboard_phase(source_id: str, patterns: list[str], work: Path, phase: float, platform: str,
-                    env: dict[str, str], k: int) -> tuple[dict[str, Any], float, float, dict[str, Any]]:
+                    env: dict[str, str], k: int, priority: str = "idle"
+                    ) -> tuple[dict[str, Any], float, float, dict[str, Any]]:
     """Run the pipeline for ``phase`` s while a dashboard runs: (summary, fps, cpu %, dashboard stats)."""
     import psutil
 
@@ -105,7 +108,7 @@ def dashboard_phase(source_id: str, patterns: list[str], work: Path, phase: floa
 
     sub = work / f"dash{k}"
     sub.mkdir()
-    dash, stats_path = start_dashboard(patterns, sub, phase + WARMUP_S + 20, platform, env)
+    dash, stats_path = start_dashboard(patterns, sub, phase + WARMUP_S + 20, platform, env, priority)
     try:
         proc = psutil.Process(dashboard_pid(dash, platform))
         time.sleep(WARMUP_S)
@@ -154,6 +157,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="10-s phases, one pair, instead of 30-s phases, three pairs")
     parser.add_argument("--platform", choices=("auto", "xvfb", "offscreen"), default="auto")
+    parser.add_argument("--dashboard-priority", choices=("idle", "normal"), default="idle",
+                        help="the dashboard's --priority (default: its own default, idle)")
     args = parser.parse_args()
     from edgestream.core.lslconf import use_loopback
 
@@ -167,7 +172,7 @@ def main() -> None:
               "sfreq": SFREQ}
     # The dashboard shows the simulated EEG and everything the reference pipeline publishes.
     patterns = [f"{name}*", "reference-*"]
-    alone, with_dash, fps, cpu, streams, errors, redraws = [], [], [], [], set(), {}, []
+    alone, with_dash, fps, cpu, streams, errors, redraws, priority = [], [], [], [], set(), {}, [], set()
     with tempfile.TemporaryDirectory(prefix="edgestream-bench-dashboard-") as tmp:
         work = Path(tmp)
         sim = subprocess.Popen(edgestream("simulate", "eeg", "--channels", str(N_CH), "--sfreq", f"{SFREQ:g}",
@@ -185,12 +190,14 @@ def main() -> None:
                     if not with_dashboard:
                         alone.append(run_pipeline(source_id, phase, work / f"alone{k}.json", env))
                         continue
-                    summary, f, c, stats = dashboard_phase(source_id, patterns, work, phase, platform, env, k)
+                    summary, f, c, stats = dashboard_phase(source_id, patterns, work, phase, platform, env, k,
+                                                         args.dashboard_priority)
                     with_dash.append(summary)
                     fps.append(f)
                     cpu.append(c)
                     redraws.append(stats.get("trace_redraws", 0) / max(1, stats["panel_updates"].get("traces", 1)))
                     streams.update(stats["streams"])
+                    priority.add(stats.get("priority", "?"))
                     errors.update({n: v for n, v in stats["panel_errors"].items() if v})
         finally:
             if sim.poll() is None:
@@ -202,7 +209,7 @@ def main() -> None:
     emit("rendered_fps", round(median(fps), 2), "frames/s", target=">= 30", per_pair=[round(v, 2) for v in fps],
          streams=sorted(streams), **common)
     emit("dashboard_cpu", round(median(cpu), 2), "% of one core", target="<= 25", per_pair=[round(v, 2) for v in cpu],
-         **common)
+         dashboard_priority=sorted(priority), **common)
     emit("trace_full_redraw_fraction", round(median(redraws), 4), "of frames", per_pair=[round(v, 4) for v in redraws],
          note="frames that redrew the whole trace window (rescale, resize) instead of the new columns", **common)
     p99 = {}

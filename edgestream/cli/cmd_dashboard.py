@@ -18,10 +18,15 @@ import click
               help="Keep settings in this INI file instead of the per-user settings store.")
 @click.option("--reset-settings", is_flag=True, help="Forget the remembered layout, streams and panel choices.")
 @click.option("--size", type=(int, int), default=None, metavar="W H", help="Window size in pixels.")
+@click.option("--priority", type=click.Choice(["idle", "normal"]), default="idle", show_default=True,
+              help="CPU priority. idle: the dashboard draws only when no pipeline (or other normal "
+                   "program) wants the CPU, so it never delays one on the same machine; normal if "
+                   "it stutters on a desktop busy with other work.")
 @click.option("--stats-json", type=click.Path(dir_okay=False), default=None,
               help="At exit, write frame counters to this JSON file (used by benchmarks/dashboard.py).")
 def command(streams: tuple[str, ...], screenshot: str | None, after: float, duration: float | None, fps: float | None,
-            settings_file: str | None, reset_settings: bool, size: tuple[int, int] | None, stats_json: str | None) -> None:
+            settings_file: str | None, reset_settings: bool, size: tuple[int, int] | None, priority: str,
+            stats_json: str | None) -> None:
     """Open the live monitoring dashboard (PySide6 + pyqtgraph).
 
     \b
@@ -29,8 +34,8 @@ def command(streams: tuple[str, ...], screenshot: str | None, after: float, dura
     per-channel scaling and display filters, spectrum/spectrogram with dominant periods, model
     predictions, CSI heat-maps and live NMSE, ED-ViT device status, and a health panel (rates,
     lag, clock offset, drops by cause, connection state, pipeline latency p50/p99). It runs in
-    its own process and only reads streams; on a small edge box, run it from another machine
-    (it competes with the pipeline for the CPU).
+    its own process, only reads streams, and by default runs at idle CPU priority so that a
+    pipeline on the same machine gets the CPU first.
 
     \b
     Examples:
@@ -44,7 +49,7 @@ def command(streams: tuple[str, ...], screenshot: str | None, after: float, dura
 
     options = DashboardOptions(streams=streams, screenshot=screenshot, after=after, duration=duration, fps=fps,
                                settings_file=settings_file, reset_settings=reset_settings, stats_json=stats_json,
-                               size=size)
+                               size=size, priority=priority)
     code = run_dashboard(options)
     if code:
         sys.exit(code)

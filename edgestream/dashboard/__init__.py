@@ -8,7 +8,8 @@ it never drives a pipeline, but shares the CPU with it (benchmarks/dashboard.py 
 
 Modules: ``app`` (start-up, headless screenshots), ``window`` (docks, render timer, settings),
 ``acquisition`` (discovery and reader threads, ring buffers), ``inlet`` (the stream reader),
-``lslinfo`` (LSL headers → StreamInfo), ``views`` (display filters, decimation), ``picker``
+``lslinfo`` (LSL headers → StreamInfo), ``views`` (display filters, spectra), ``canvas``
+(incrementally drawn traces: per-pixel-column min/max in a scrolling image), ``picker``
 (stream picker), ``panels/`` (one module per panel, registered in ``PANELS``).
 """
 

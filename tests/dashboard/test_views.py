@@ -182,6 +182,8 @@ def test_bad_options_give_clear_errors() -> None:
         DashboardOptions(screenshot="shot.txt")
     with pytest.raises(ConfigError, match=r"--fps must lie in \[1.0, 60.0\]; got 120.0. Rendering is capped"):
         DashboardOptions(fps=120.0)
+    with pytest.raises(ConfigError, match=r"--priority must be one of idle, normal; got 'high'"):
+        DashboardOptions(priority="high")
     result = CliRunner().invoke(cli, ["dashboard", "--after", "-1", "--screenshot", "x.png"])
     assert result.exit_code == 2 and "--after must lie in [0.0, inf]; got -1.0" in result.output
 

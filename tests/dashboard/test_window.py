@@ -253,6 +253,26 @@ def _cli_screenshot(tmp_path: Path, uid: str, env: dict[str, str], prefix: list[
     return shot
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SCHED_IDLE is Linux's")
+def test_cli_dashboard_runs_every_thread_at_the_priority_asked(publish, uid, tmp_path) -> None:
+    """By default every thread of the dashboard (Qt's, liblsl's, the readers') is SCHED_IDLE, so a
+    pipeline on the same machine always gets the CPU first; --priority normal leaves them alone."""
+    import json
+
+    publish("eeg")
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    for args, want in (([], "idle"), (["--priority", "normal"], "other")):
+        stats = tmp_path / f"stats-{want}.json"
+        cmd = [sys.executable, "-m", "edgestream", "dashboard", "--stream", f"{uid}*", "--duration", "4",
+               "--settings", str(tmp_path / "p.ini"), "--stats-json", str(stats), *args]
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        got = json.loads(stats.read_text())
+        assert got["priority"] == ("idle" if want == "idle" else "normal")
+        assert len(got["thread_policies"]) >= 3 and set(got["thread_policies"]) == {want}, got["thread_policies"]
+        assert got["panel_updates"]["traces"] > 0  # it still drew (the machine has idle time)
+
+
 def test_cli_screenshot_offscreen(publish, uid, tmp_path) -> None:
     publish("eeg", "predictions")
     shot = _cli_screenshot(tmp_path, uid, dict(os.environ, QT_QPA_PLATFORM="offscreen"), [])

@@ -99,6 +99,8 @@ class SpectrumPanel(Panel):
         layout.addWidget(self.peaks_label)
         self.spec = plot_widget(grid=False, bottom="time to now (s)", left="Hz")  # no grid over an image
         self.spec.setTitle("spectrogram", color=MUTED, size="9pt")
+        # a short plot (when the band-power bars share the dock): labels every 50 Hz stay legible
+        self.spec.getPlotItem().getAxis("left").setTickSpacing(50.0, 50.0)
         self.image = pg.ImageItem(axisOrder="row-major")
         self.image.setColorMap(pg.colormap.get("inferno"))
         self.spec.addItem(self.image)

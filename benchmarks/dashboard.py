@@ -19,7 +19,9 @@ user+system time over that window. Targets: ≥ 30 FPS at ≤ 25 % of one core,
 and the pipeline's p99 with the dashboard within 10 % of the p99 without it.
 
 Rendering uses Xvfb when ``xvfb-run`` is installed (``--platform auto``), else Qt's offscreen
-platform. ``--quick`` runs one pair of 10-s phases. One JSON object per line.
+platform. ``--quick`` runs one pair of 10-s phases; ``--pairs N --phase S`` a longer run (each
+p99 is about the 3rd-largest of the ~10 outputs per second, so more pairs give a steadier median).
+One JSON object per line.
 """
 
 from __future__ import annotations
@@ -156,6 +158,8 @@ def median(values: list[float]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="10-s phases, one pair, instead of 30-s phases, three pairs")
+    parser.add_argument("--pairs", type=int, default=None, help="pairs of phases (default 3; 1 with --quick)")
+    parser.add_argument("--phase", type=float, default=None, help="seconds per phase (default 30; 10 with --quick)")
     parser.add_argument("--platform", choices=("auto", "xvfb", "offscreen"), default="auto")
     parser.add_argument("--dashboard-priority", choices=("idle", "normal"), default="idle",
                         help="the dashboard's --priority (default: its own default, idle)")
@@ -165,6 +169,9 @@ def main() -> None:
     use_loopback()
     env = dict(os.environ)
     phase, pairs = (10.0, 1) if args.quick else (30.0, 3)
+    phase, pairs = args.phase or phase, args.pairs or pairs
+    if phase < 5 or pairs < 1:
+        parser.error(f"--phase must be >= 5 s and --pairs >= 1; got {phase:g} and {pairs}")
     platform = args.platform if args.platform != "auto" else ("xvfb" if shutil.which("xvfb-run") else "offscreen")
     run_id = uuid.uuid4().hex[:8]
     name, source_id = f"bench-dash-eeg-{run_id}", f"bench-dash-{run_id}"

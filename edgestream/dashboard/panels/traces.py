@@ -19,8 +19,8 @@ from PySide6 import QtCore, QtWidgets
 
 from edgestream.core.chunk import StreamInfo
 from edgestream.core.clock import local_clock
-from edgestream.dashboard.panels.base import (BACKGROUND, DERIVED_TYPES, FOREGROUND, MUTED, PANELS, Panel, StreamChooser,
-                                              grid_lines, plot_widget, signal_columns, small_label)
+from edgestream.dashboard.panels.base import (BACKGROUND, DERIVED_TYPES, FOREGROUND, MUTED, PANELS, Panel,
+                                              StreamChooser, grid_lines, plot_widget, signal_columns, small_label)
 from edgestream.dashboard.canvas import CanvasItem, ColumnStore, TraceCanvas
 from edgestream.dashboard.views import FilteredView, FilterSettings
 
@@ -29,7 +29,7 @@ LANE_FILL = 0.45  # half-height of a lane used by a full-scale signal (lanes are
 MAX_MARKER_LINES = 24
 TRACE_COLORS = ("#8ab4f8", "#c5d3e8")  # even and odd lanes
 # Auto scale: a lane is rescaled (and the window redrawn) when the span of its shown signal
-# leaves [RESCALE_BELOW, RESCALE_ABOVE] × its scale, or its mean moves RECENTRE_BEYOND × its scale.
+# leaves [RESCALE_BELOW, RESCALE_ABOVE] × its scale, or the middle of its range moves RECENTRE_BEYOND × its scale.
 RESCALE_ABOVE, RESCALE_BELOW, RECENTRE_BEYOND = 1.25, 0.5, 0.25
 # Curves and marker lines stay this fraction of the plot clear of its left and bottom edges:
 # Qt repaints whatever touches a redrawn area (widened by a pixel), and curves touching the

@@ -213,8 +213,9 @@ class TracesPanel(Panel):
             prefs["gain"][name] = gain
 
     # --- drawing -------------------------------------------------------------------------------
-    def _columns(self, feed: Any) -> tuple[ColumnStore, list[str], str]:
-        """The pixel-column store of the shown samples (filtered if filters are on), up to date."""
+    def _columns(self, feed: Any, width: int) -> tuple[ColumnStore, list[str], str]:
+        """The pixel-column store of the shown samples (filtered if filters are on), up to date;
+        ``width`` pixel columns span the window."""
         cols = signal_columns(feed.info)
         names = [feed.info.ch_names[i] for i in cols]
         label = "raw"
@@ -227,11 +228,9 @@ class TracesPanel(Panel):
         else:
             source, columns = feed, cols
         self._view_key = feed.key
-        box = self.plot.getPlotItem().getViewBox()
-        width = max(50, int(round(box.width())))
         key = (id(source), width, self.window_s, len(cols))
         if self._store is None or self._store_key != key:
-            self._store = ColumnStore(box.width() / self.window_s, width + 2, len(cols), columns)
+            self._store = ColumnStore(width / self.window_s, width + 2, len(cols), columns)
             self._store_key = key
         self._store.update(source.since)
         return self._store, names, label
@@ -261,12 +260,12 @@ class TracesPanel(Panel):
         if feed is None:
             return False
         now = local_clock()
-        store, names, label = self._columns(feed)
+        box = self.plot.getPlotItem().getViewBox()
+        width = max(50, int(round(box.width())))  # one image column per screen pixel
+        store, names, label = self._columns(feed, width)
         prefs = self._prefs(feed.key)
         keep = [i for i, n in enumerate(names) if n not in prefs["hidden"]]
         self._draw_markers(now)
-        box = self.plot.getPlotItem().getViewBox()
-        width = max(50, int(round(box.width())))
         if store.newest is None or not keep:
             self.image.place(None, 0.0, 0.0)
             self.status.setText(f"{feed.info.name}: no samples yet")

@@ -12,15 +12,19 @@ Setup (all real processes on loopback LSL):
   default CPU priority (idle; ``--dashboard-priority normal`` to compare).
 
 Phases, in one run with the same simulator, after a discarded warm-up run of the pipeline:
-(A) pipeline alone, (B) pipeline while a dashboard runs, in pairs A B, B A, A B (one pair with
-``--quick``); medians over the pairs are reported. Dashboard FPS counts
+(A) pipeline alone, (B) pipeline while a dashboard runs, (C) pipeline while a *bare reader* runs
+— another process that only pulls the same streams with pylsl (one blocking inlet per stream, as
+any LSL consumer would) and draws nothing. Phases come in rounds A B C, C B A, A B C (one round
+with ``--quick``, ``--no-control`` drops C); medians over the rounds are reported. C separates
+what any second reader of the streams costs (liblsl's outlet serves each consumer from its own
+thread, woken per sample) from what the dashboard adds on top. Dashboard FPS counts
 paint events of the traces plot inside each B window; CPU is the dashboard process's
 user+system time over that window. Targets: ≥ 30 FPS at ≤ 25 % of one core,
-and the pipeline's p99 with the dashboard within 10 % of the p99 without it.
+and the pipeline's p99 with the dashboard within 10 % of the p99 without it (A).
 
 Rendering uses Xvfb when ``xvfb-run`` is installed (``--platform auto``), else Qt's offscreen
-platform. ``--quick`` runs one pair of 10-s phases; ``--pairs N --phase S`` a longer run (each
-p99 is about the 3rd-largest of the ~10 outputs per second, so more pairs give a steadier median).
+platform. ``--quick`` runs one round of 10-s phases; ``--pairs N --phase S`` N rounds of S-s phases (each
+p99 is about the 3rd-largest of the ~10 outputs per second, so more rounds give a steadier median).
 One JSON object per line.
 """
 
@@ -151,19 +155,78 @@ def stop_tree(proc: subprocess.Popen) -> None:
         proc.kill()
 
 
+def bare_reader(patterns: list[str], seconds: float) -> None:
+    """Body of the control process: pull every stream matching ``patterns`` for ``seconds``, draw nothing.
+
+    One thread per stream blocks in ``pull_chunk`` (first sample, then whatever is buffered), the
+    way a plain pylsl consumer reads; streams that appear later (the pipeline's) are picked up.
+    """
+    import fnmatch
+    import threading
+
+    import numpy as np
+    import pylsl
+
+    from edgestream.core.lslconf import use_loopback
+
+    use_loopback()
+    end = time.monotonic() + seconds
+    resolver, opened, threads = pylsl.ContinuousResolver(forget_after=5.0), set(), []
+
+    def pull(info: Any) -> None:
+        inlet = pylsl.StreamInlet(info, max_buflen=360, recover=False, processing_flags=pylsl.proc_clocksync)
+        buf = None if info.channel_format() == pylsl.cf_string else np.empty((1024, info.channel_count()), np.float32
+                                                                              if info.channel_format() == pylsl.cf_float32
+                                                                              else np.float64)
+        while time.monotonic() < end:
+            try:
+                inlet.pull_chunk(0.1, 1024, buf, 1, True)
+            except pylsl.util.LostError:
+                return
+
+    while time.monotonic() < end:
+        for info in resolver.results():
+            if info.uid() not in opened and any(fnmatch.fnmatchcase(info.name(), p) for p in patterns):
+                opened.add(info.uid())
+                threads.append(threading.Thread(target=pull, args=(info,), daemon=True))
+                threads[-1].start()
+        time.sleep(0.5)
+    for t in threads:
+        t.join(timeout=2)
+
+
+def reader_phase(source_id: str, patterns: list[str], work: Path, phase: float, env: dict[str, str], k: int
+                 ) -> dict[str, Any]:
+    """Run the pipeline for ``phase`` s while a bare reader pulls the same streams as the dashboard."""
+    cmd = [sys.executable, __file__, "--bare-reader", f"{phase + WARMUP_S + 20:g}", *patterns]
+    reader = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(3.0)
+        if reader.poll() is not None:
+            raise SystemExit(f"the bare reader exited early ({reader.returncode}):\n{reader.stderr.read()[-3000:]}")
+        return run_pipeline(source_id, phase, work / f"reader{k}.json", env)
+    finally:
+        stop_tree(reader)
+
+
 def median(values: list[float]) -> float:
     return float(statistics.median(values))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="10-s phases, one pair, instead of 30-s phases, three pairs")
-    parser.add_argument("--pairs", type=int, default=None, help="pairs of phases (default 3; 1 with --quick)")
+    parser.add_argument("--quick", action="store_true", help="10-s phases, one round, instead of 30-s phases, three rounds")
+    parser.add_argument("--pairs", type=int, default=None, help="rounds of phases (default 3; 1 with --quick)")
     parser.add_argument("--phase", type=float, default=None, help="seconds per phase (default 30; 10 with --quick)")
     parser.add_argument("--platform", choices=("auto", "xvfb", "offscreen"), default="auto")
+    parser.add_argument("--no-control", action="store_true", help="skip phase C (pipeline with a bare reader)")
+    parser.add_argument("--bare-reader", nargs="+", metavar=("SECONDS", "PATTERN"), help=argparse.SUPPRESS)
     parser.add_argument("--dashboard-priority", choices=("idle", "normal"), default="idle",
                         help="the dashboard's --priority (default: its own default, idle)")
     args = parser.parse_args()
+    if args.bare_reader:  # the control process of phase C
+        bare_reader(args.bare_reader[1:], float(args.bare_reader[0]))
+        return
     from edgestream.core.lslconf import use_loopback
 
     use_loopback()
@@ -179,12 +242,12 @@ def main() -> None:
               "sfreq": SFREQ}
     # The dashboard shows the simulated EEG and everything the reference pipeline publishes.
     patterns = [f"{name}*", "reference-*"]
-    alone, with_dash, fps, cpu, streams, errors, redraws, priority = [], [], [], [], set(), {}, [], set()
+    alone, with_reader, with_dash, fps, cpu, streams, errors, redraws, priority = [], [], [], [], [], set(), {}, [], set()
     with tempfile.TemporaryDirectory(prefix="edgestream-bench-dashboard-") as tmp:
         work = Path(tmp)
         sim = subprocess.Popen(edgestream("simulate", "eeg", "--channels", str(N_CH), "--sfreq", f"{SFREQ:g}",
                                           "--name", name, "--source-id", source_id,
-                                          "--duration", f"{pairs * (2 * phase + WARMUP_S + 60) + 90:g}"),
+                                          "--duration", f"{pairs * (3 * phase + WARMUP_S + 80) + 90:g}"),
                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         try:
             time.sleep(2.0)
@@ -192,10 +255,14 @@ def main() -> None:
                 raise SystemExit(f"the simulator exited early:\n{sim.stderr.read()[-2000:]}")
             run_pipeline(source_id, WARMUP_S, work / "warmup.json", env)  # first-run effects (caches, ORT), discarded
             for k in range(pairs):
-                # A then B, then B then A, ...: drift on a shared machine hits both sides alike
-                for with_dashboard in ((False, True) if k % 2 == 0 else (True, False)):
-                    if not with_dashboard:
+                # A B C, then C B A, ...: drift on a shared machine hits every condition alike
+                order = "AB" if args.no_control else "ABC"
+                for which in (order if k % 2 == 0 else order[::-1]):
+                    if which == "A":
                         alone.append(run_pipeline(source_id, phase, work / f"alone{k}.json", env))
+                        continue
+                    if which == "C":
+                        with_reader.append(reader_phase(source_id, patterns, work, phase, env, k))
                         continue
                     summary, f, c, stats = dashboard_phase(source_id, patterns, work, phase, platform, env, k,
                                                          args.dashboard_priority)
@@ -220,7 +287,9 @@ def main() -> None:
     emit("trace_full_redraw_fraction", round(median(redraws), 4), "of frames", per_pair=[round(v, 4) for v in redraws],
          note="frames that redrew the whole trace window (rescale, resize) instead of the new columns", **common)
     p99 = {}
-    for label, runs in (("without_dashboard", alone), ("with_dashboard", with_dash)):
+    for label, runs in (("without_dashboard", alone), ("with_dashboard", with_dash), ("with_bare_reader", with_reader)):
+        if not runs:
+            continue
         p50s = [r["e2e"]["p50_ms"] for r in runs]
         p99s = [r["e2e"]["p99_ms"] for r in runs]
         p99[label] = median(p99s)
@@ -231,6 +300,14 @@ def main() -> None:
              pipeline_cpu_percent=round(median([r["cpu_percent"] for r in runs]), 2), **common)
     emit("pipeline_p99_ratio_with_vs_without", round(p99["with_dashboard"] / p99["without_dashboard"], 4), "ratio",
          target="<= 1.10", baseline="pipeline alone, same run (median p99 over the pairs)", **common)
+    if with_reader:
+        emit("pipeline_p99_ratio_bare_reader_vs_without", round(p99["with_bare_reader"] / p99["without_dashboard"], 4),
+             "ratio", baseline="pipeline alone, same run", note="what any second reader of the streams costs",
+             **common)
+        emit("pipeline_p99_ratio_with_dashboard_vs_bare_reader",
+             round(p99["with_dashboard"] / p99["with_bare_reader"], 4), "ratio",
+             baseline="pipeline with a bare reader of the same streams, same run",
+             note="what the dashboard adds beyond reading the streams", **common)
     if errors:
         emit("panel_errors", errors, "count", **common)
 

@@ -70,6 +70,9 @@ def set_priority(priority: str) -> str:
     drawn — on the 2-core development machine a pipeline's p99 latency roughly doubled while a
     normal-priority dashboard ran (benchmarks/dashboard.py). Elsewhere ``nice 19`` is used.
     On a desktop busy with other work an idle-priority dashboard may stutter: use ``"normal"``.
+    ``SCHED_IDLE`` ranks threads within one scheduling group: a dashboard started from another
+    terminal session (its own autogroup) or in its own cgroup competes with the pipeline's group
+    as an equal; see the README for measurements and ``systemd-run ... -p CPUWeight=idle``.
 
     Returns what was applied ("idle", "nice 19" or "normal").
     """

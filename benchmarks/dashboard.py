@@ -160,8 +160,10 @@ def bare_reader(patterns: list[str], seconds: float) -> None:
 
     One thread per stream blocks in ``pull_chunk`` (first sample, then whatever is buffered), the
     way a plain pylsl consumer reads; streams that appear later (the pipeline's) are picked up.
+    Stops after ``seconds`` or on SIGTERM, then prints ``{stream name: samples read}`` as JSON.
     """
     import fnmatch
+    import signal
     import threading
 
     import numpy as np
@@ -170,43 +172,55 @@ def bare_reader(patterns: list[str], seconds: float) -> None:
     from edgestream.core.lslconf import use_loopback
 
     use_loopback()
-    end = time.monotonic() + seconds
-    resolver, opened, threads = pylsl.ContinuousResolver(forget_after=5.0), set(), []
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    resolver, opened, threads, samples = pylsl.ContinuousResolver(forget_after=5.0), set(), [], {}
 
     def pull(info: Any) -> None:
         inlet = pylsl.StreamInlet(info, max_buflen=360, recover=False, processing_flags=pylsl.proc_clocksync)
-        buf = None if info.channel_format() == pylsl.cf_string else np.empty((1024, info.channel_count()), np.float32
-                                                                              if info.channel_format() == pylsl.cf_float32
-                                                                              else np.float64)
-        while time.monotonic() < end:
+        fmt = info.channel_format()  # a buffer with room for 1024 samples (float64 holds any numeric format)
+        dtype = np.float32 if fmt == pylsl.cf_float32 else np.float64
+        buf = None if fmt == pylsl.cf_string else np.empty((1024, info.channel_count()), dtype)
+        samples[info.name()] = 0
+        while not stop.is_set():
             try:
-                inlet.pull_chunk(0.1, 1024, buf, 1, True)
+                _, stamps = inlet.pull_chunk(0.1, 1024, buf, 1, True)
             except pylsl.util.LostError:
                 return
+            samples[info.name()] += len(stamps)
 
-    while time.monotonic() < end:
+    deadline = time.monotonic() + seconds
+    while not stop.is_set() and time.monotonic() < deadline:
         for info in resolver.results():
             if info.uid() not in opened and any(fnmatch.fnmatchcase(info.name(), p) for p in patterns):
                 opened.add(info.uid())
                 threads.append(threading.Thread(target=pull, args=(info,), daemon=True))
                 threads[-1].start()
-        time.sleep(0.5)
+        stop.wait(0.5)
+    stop.set()
     for t in threads:
         t.join(timeout=2)
+    print(json.dumps(samples), flush=True)
 
 
 def reader_phase(source_id: str, patterns: list[str], work: Path, phase: float, env: dict[str, str], k: int
-                 ) -> dict[str, Any]:
-    """Run the pipeline for ``phase`` s while a bare reader pulls the same streams as the dashboard."""
-    cmd = [sys.executable, __file__, "--bare-reader", f"{phase + WARMUP_S + 20:g}", *patterns]
-    reader = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                 ) -> tuple[dict[str, Any], dict[str, int]]:
+    """Run the pipeline for ``phase`` s while a bare reader pulls the same streams as the dashboard:
+    (pipeline summary, samples the reader read per stream)."""
+    cmd = [sys.executable, __file__, "--bare-reader", f"{phase + WARMUP_S + 60:g}", *patterns]
+    reader = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         time.sleep(3.0)
         if reader.poll() is not None:
             raise SystemExit(f"the bare reader exited early ({reader.returncode}):\n{reader.stderr.read()[-3000:]}")
-        return run_pipeline(source_id, phase, work / f"reader{k}.json", env)
+        summary = run_pipeline(source_id, phase, work / f"reader{k}.json", env)
+        reader.terminate()
+        out, err = reader.communicate(timeout=20)
     finally:
         stop_tree(reader)
+    if reader.returncode != 0 or not out.strip():
+        raise SystemExit(f"the bare reader failed ({reader.returncode}):\n{err[-3000:]}")
+    return summary, json.loads(out.strip().splitlines()[-1])
 
 
 def median(values: list[float]) -> float:
@@ -242,6 +256,7 @@ def main() -> None:
               "sfreq": SFREQ}
     # The dashboard shows the simulated EEG and everything the reference pipeline publishes.
     patterns = [f"{name}*", "reference-*"]
+    reader_samples: list[dict[str, int]] = []
     alone, with_reader, with_dash, fps, cpu, streams, errors, redraws, priority = [], [], [], [], [], set(), {}, [], set()
     with tempfile.TemporaryDirectory(prefix="edgestream-bench-dashboard-") as tmp:
         work = Path(tmp)
@@ -262,7 +277,11 @@ def main() -> None:
                         alone.append(run_pipeline(source_id, phase, work / f"alone{k}.json", env))
                         continue
                     if which == "C":
-                        with_reader.append(reader_phase(source_id, patterns, work, phase, env, k))
+                        summary, read = reader_phase(source_id, patterns, work, phase, env, k)
+                        if not read.get(name):
+                            raise SystemExit(f"the bare reader read nothing from {name!r}: {read}")
+                        with_reader.append(summary)
+                        reader_samples.append(read)
                         continue
                     summary, f, c, stats = dashboard_phase(source_id, patterns, work, phase, platform, env, k,
                                                          args.dashboard_priority)
@@ -301,6 +320,8 @@ def main() -> None:
     emit("pipeline_p99_ratio_with_vs_without", round(p99["with_dashboard"] / p99["without_dashboard"], 4), "ratio",
          target="<= 1.10", baseline="pipeline alone, same run (median p99 over the pairs)", **common)
     if with_reader:
+        emit("bare_reader_samples", reader_samples, "samples per stream",
+             note="what the control reader pulled in each C phase", **common)
         emit("pipeline_p99_ratio_bare_reader_vs_without", round(p99["with_bare_reader"] / p99["without_dashboard"], 4),
              "ratio", baseline="pipeline alone, same run", note="what any second reader of the streams costs",
              **common)

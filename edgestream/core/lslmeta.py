@@ -25,7 +25,7 @@ import numpy as np
 
 from edgestream.core.checks import fail
 from edgestream.core.chunk import StreamInfo
-from edgestream.core.errors import ConfigError
+from edgestream.core.errors import ConfigError, StateError
 from edgestream.core.units import canonical
 
 # A float32 represents every integer up to 2**24 exactly; the counter channel wraps there so it
@@ -270,6 +270,9 @@ class OutletWriter:
 
     def push(self, data: np.ndarray | Sequence[Sequence[Any]], timestamps: np.ndarray | Sequence[float]) -> None:
         """Push ``data`` (n_times, n_channels) stamped ``timestamps`` (n_times,), seconds on the LSL clock."""
+        if self._outlet is None:
+            raise StateError(f"OutletWriter.push: the outlet of stream {self.info.name!r} was closed; "
+                               "no sample can be pushed into it. Create a new OutletWriter to publish again.")
         stamps = np.asarray(timestamps, dtype=np.float64).reshape(-1)
         n = stamps.shape[0]
         if n == 0:

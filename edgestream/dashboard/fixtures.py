@@ -53,24 +53,29 @@ class Publisher:
         return info
 
     def remove(self, name: str) -> None:
-        """Destroy an outlet (its readers see the stream vanish)."""
+        """Destroy an outlet (its readers see the stream vanish).
+
+        The lock is held while closing: the push thread holds it for a whole round, so it
+        never pushes into an outlet that is being destroyed.
+        """
         with self._lock:
-            stream = self.streams.pop(name)
-        stream.outlet.close()
+            self.streams.pop(name).outlet.close()
 
     def _run(self) -> None:
         while not self._stop.wait(0.01):
             with self._lock:
-                streams = list(self.streams.values())
-            now = pylsl.local_clock()
-            for s in streams:
-                due = int((now - s.t0) * s.rate) + 1 - s.pushed  # every sample whose stamp has passed
-                if due <= 0:
-                    continue
-                idx = np.arange(s.pushed, s.pushed + due)
-                stamps = s.t0 + idx / s.rate
-                s.outlet.push(s.gen(stamps, s.pushed), stamps)
-                s.pushed += due
+                self._push_due()
+
+    def _push_due(self) -> None:
+        now = pylsl.local_clock()
+        for s in self.streams.values():
+            due = int((now - s.t0) * s.rate) + 1 - s.pushed  # every sample whose stamp has passed
+            if due <= 0:
+                continue
+            idx = np.arange(s.pushed, s.pushed + due)
+            stamps = s.t0 + idx / s.rate
+            s.outlet.push(s.gen(stamps, s.pushed), stamps)
+            s.pushed += due
 
     def stop(self) -> None:
         self._stop.set()

@@ -147,3 +147,16 @@ def test_marker_outlet(uid):
     assert abs((stamps[1] - stamps[0]) - 0.2) < 1e-9
     src.stop()
     sink.stop()
+
+
+def test_push_into_a_closed_outlet_names_the_stream(uid):
+    """Pushing after close is a StateError naming the stream and the fix, not an AttributeError."""
+    from edgestream.core.lslmeta import OutletWriter
+
+    info = predictions_info(uid)
+    writer = OutletWriter(info, f"{uid}-closed")
+    writer.push(np.zeros((1, 4)), [local_clock()])
+    writer.close()
+    with pytest.raises(StateError, match=rf"outlet of stream '{uid}-in' was closed.*Create a new OutletWriter"):
+        writer.push(np.zeros((1, 4)), [local_clock()])
+    assert writer.count == 1

@@ -56,14 +56,18 @@ def edgestream(*args: str) -> list[str]:
     return [sys.executable, "-m", "edgestream", *args]
 
 
-def run_pipeline(source_id: str, seconds: float, summary: Path, env: dict[str, str]) -> dict[str, Any]:
+def run_pipeline(source_id: str, seconds: float, summary: Path, env: dict[str, str], priority: str = "normal"
+                 ) -> dict[str, Any]:
     """``edgestream run reference`` for ``seconds`` on the simulated stream; returns its summary."""
     cmd = edgestream("run", "reference", "--duration", f"{seconds:g}", "--set", f"eeg.source_id={source_id}",
-                     "--summary-json", str(summary))
+                     "--summary-json", str(summary), "--priority", priority)
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=seconds + 120)
     if proc.returncode != 0:
         raise SystemExit(f"edgestream run failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
-    return json.loads(summary.read_text())
+    result = json.loads(summary.read_text())
+    if not result.get("priority", "").startswith(priority):
+        raise SystemExit(f"the pipeline was asked for --priority {priority} but ran at {result.get('priority')!r}")
+    return result
 
 
 def start_dashboard(patterns: list[str], workdir: Path, seconds: float, platform: str,
@@ -104,10 +108,31 @@ def dashboard_pid(proc: subprocess.Popen, platform: str) -> int:
     raise SystemExit("could not find the dashboard process under xvfb-run")
 
 
+def display_server(proc: subprocess.Popen, platform: str) -> Any:
+    """The Xvfb process xvfb-run started for the dashboard (None with the offscreen platform)."""
+    import psutil
+
+    if platform != "xvfb":
+        return None
+    for child in psutil.Process(proc.pid).children(recursive=True):
+        try:
+            if child.name() == "Xvfb":
+                return child
+        except psutil.Error:
+            continue
+    raise SystemExit("could not find the Xvfb process under xvfb-run")
+
+
+def cpu_seconds(proc: Any) -> float:
+    times = proc.cpu_times()
+    return times.user + times.system
+
+
 def dashboard_phase(source_id: str, patterns: list[str], work: Path, phase: float, platform: str,
-                    env: dict[str, str], k: int, priority: str = "idle"
-                    ) -> tuple[dict[str, Any], float, float, dict[str, Any]]:
-    """Run the pipeline for ``phase`` s while a dashboard runs: (summary, fps, cpu %, dashboard stats)."""
+                    env: dict[str, str], k: int, priority: str = "idle", data_priority: str = "normal"
+                    ) -> tuple[dict[str, Any], float, float, float | None, dict[str, Any]]:
+    """Run the pipeline for ``phase`` s while a dashboard runs:
+    (summary, fps, dashboard cpu %, display server cpu % or None, dashboard stats)."""
     import psutil
 
     from edgestream.core.clock import local_clock
@@ -117,13 +142,16 @@ def dashboard_phase(source_id: str, patterns: list[str], work: Path, phase: floa
     dash, stats_path = start_dashboard(patterns, sub, phase + WARMUP_S + 20, platform, env, priority)
     try:
         proc = psutil.Process(dashboard_pid(dash, platform))
+        xserver = display_server(dash, platform)
         time.sleep(WARMUP_S)
         if dash.poll() is not None or not proc.is_running():
             dash.wait(timeout=10)
             raise SystemExit(f"the dashboard exited during start-up ({dash.returncode}):\n{dash.stderr.read()[-3000:]}")
-        cpu0, t0, c0 = proc.cpu_times(), time.monotonic(), local_clock()
-        summary = run_pipeline(source_id, phase, sub / "with.json", env)
-        cpu1, t1, c1 = proc.cpu_times(), time.monotonic(), local_clock()
+        x0 = cpu_seconds(xserver) if xserver else 0.0
+        cpu0, t0, c0 = cpu_seconds(proc), time.monotonic(), local_clock()
+        summary = run_pipeline(source_id, phase, sub / "with.json", env, data_priority)
+        cpu1, t1, c1 = cpu_seconds(proc), time.monotonic(), local_clock()
+        x1 = cpu_seconds(xserver) if xserver else 0.0
         dash.wait(timeout=phase + WARMUP_S + 120)
         if dash.returncode != 0:
             raise SystemExit(f"the dashboard exited with {dash.returncode}:\n{dash.stderr.read()[-3000:]}")
@@ -131,8 +159,8 @@ def dashboard_phase(source_id: str, patterns: list[str], work: Path, phase: floa
         stop_tree(dash)
     stats = json.loads(stats_path.read_text())
     fps = sum(c0 <= t <= c1 for t in stats["paint_times"]) / (c1 - c0)
-    cpu = 100.0 * ((cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)) / (t1 - t0)
-    return summary, fps, cpu, stats
+    cpu = 100.0 * (cpu1 - cpu0) / (t1 - t0)
+    return summary, fps, cpu, (100.0 * (x1 - x0) / (t1 - t0) if xserver else None), stats
 
 
 def stop_tree(proc: subprocess.Popen) -> None:
@@ -203,8 +231,8 @@ def bare_reader(patterns: list[str], seconds: float) -> None:
     print(json.dumps(samples), flush=True)
 
 
-def reader_phase(source_id: str, patterns: list[str], work: Path, phase: float, env: dict[str, str], k: int
-                 ) -> tuple[dict[str, Any], dict[str, int]]:
+def reader_phase(source_id: str, patterns: list[str], work: Path, phase: float, env: dict[str, str], k: int,
+                 data_priority: str = "normal") -> tuple[dict[str, Any], dict[str, int]]:
     """Run the pipeline for ``phase`` s while a bare reader pulls the same streams as the dashboard:
     (pipeline summary, samples the reader read per stream)."""
     cmd = [sys.executable, __file__, "--bare-reader", f"{phase + WARMUP_S + 60:g}", *patterns]
@@ -213,7 +241,7 @@ def reader_phase(source_id: str, patterns: list[str], work: Path, phase: float, 
         time.sleep(3.0)
         if reader.poll() is not None:
             raise SystemExit(f"the bare reader exited early ({reader.returncode}):\n{reader.stderr.read()[-3000:]}")
-        summary = run_pipeline(source_id, phase, work / f"reader{k}.json", env)
+        summary = run_pipeline(source_id, phase, work / f"reader{k}.json", env, data_priority)
         reader.terminate()
         out, err = reader.communicate(timeout=20)
     finally:
@@ -235,6 +263,9 @@ def main() -> None:
     parser.add_argument("--platform", choices=("auto", "xvfb", "offscreen"), default="auto")
     parser.add_argument("--no-control", action="store_true", help="skip phase C (pipeline with a bare reader)")
     parser.add_argument("--bare-reader", nargs="+", metavar=("SECONDS", "PATTERN"), help=argparse.SUPPRESS)
+    parser.add_argument("--priority", choices=("normal", "realtime"), default="normal",
+                        help="CPU priority of the data path, simulator and pipeline, in every phase (their --priority; "
+                             "realtime needs root or CAP_SYS_NICE)")
     parser.add_argument("--dashboard-priority", choices=("idle", "normal"), default="idle",
                         help="the dashboard's --priority (default: its own default, idle)")
     args = parser.parse_args()
@@ -253,41 +284,44 @@ def main() -> None:
     run_id = uuid.uuid4().hex[:8]
     name, source_id = f"bench-dash-eeg-{run_id}", f"bench-dash-{run_id}"
     common = {"quick": args.quick, "phase_s": phase, "pairs": pairs, "platform": platform, "channels": N_CH,
-              "sfreq": SFREQ}
+              "sfreq": SFREQ, "data_path_priority": args.priority}
     # The dashboard shows the simulated EEG and everything the reference pipeline publishes.
     patterns = [f"{name}*", "reference-*"]
     reader_samples: list[dict[str, int]] = []
+    xcpu: list[float] = []  # the display server's CPU (Xvfb draws what the dashboard sends it)
     alone, with_reader, with_dash, fps, cpu, streams, errors, redraws, priority = [], [], [], [], [], set(), {}, [], set()
     with tempfile.TemporaryDirectory(prefix="edgestream-bench-dashboard-") as tmp:
         work = Path(tmp)
         sim = subprocess.Popen(edgestream("simulate", "eeg", "--channels", str(N_CH), "--sfreq", f"{SFREQ:g}",
-                                          "--name", name, "--source-id", source_id,
+                                          "--name", name, "--source-id", source_id, "--priority", args.priority,
                                           "--duration", f"{pairs * (3 * phase + WARMUP_S + 80) + 90:g}"),
                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         try:
             time.sleep(2.0)
             if sim.poll() is not None:
                 raise SystemExit(f"the simulator exited early:\n{sim.stderr.read()[-2000:]}")
-            run_pipeline(source_id, WARMUP_S, work / "warmup.json", env)  # first-run effects (caches, ORT), discarded
+            run_pipeline(source_id, WARMUP_S, work / "warmup.json", env, args.priority)  # first-run effects (caches, ORT), discarded
             for k in range(pairs):
                 # A B C, then C B A, ...: drift on a shared machine hits every condition alike
                 order = "AB" if args.no_control else "ABC"
                 for which in (order if k % 2 == 0 else order[::-1]):
                     if which == "A":
-                        alone.append(run_pipeline(source_id, phase, work / f"alone{k}.json", env))
+                        alone.append(run_pipeline(source_id, phase, work / f"alone{k}.json", env, args.priority))
                         continue
                     if which == "C":
-                        summary, read = reader_phase(source_id, patterns, work, phase, env, k)
+                        summary, read = reader_phase(source_id, patterns, work, phase, env, k, args.priority)
                         if not read.get(name):
                             raise SystemExit(f"the bare reader read nothing from {name!r}: {read}")
                         with_reader.append(summary)
                         reader_samples.append(read)
                         continue
-                    summary, f, c, stats = dashboard_phase(source_id, patterns, work, phase, platform, env, k,
-                                                         args.dashboard_priority)
+                    summary, f, c, x, stats = dashboard_phase(source_id, patterns, work, phase, platform, env, k,
+                                                         args.dashboard_priority, args.priority)
                     with_dash.append(summary)
                     fps.append(f)
                     cpu.append(c)
+                    if x is not None:
+                        xcpu.append(x)
                     redraws.append(stats.get("trace_redraws", 0) / max(1, stats["panel_updates"].get("traces", 1)))
                     streams.update(stats["streams"])
                     priority.add(stats.get("priority", "?"))
@@ -303,6 +337,9 @@ def main() -> None:
          streams=sorted(streams), **common)
     emit("dashboard_cpu", round(median(cpu), 2), "% of one core", target="<= 25", per_pair=[round(v, 2) for v in cpu],
          dashboard_priority=sorted(priority), **common)
+    if xcpu:
+        emit("display_server_cpu", round(median(xcpu), 2), "% of one core", per_pair=[round(v, 2) for v in xcpu],
+             note="Xvfb, at normal priority: it copies every frame the dashboard draws into its screen", **common)
     emit("trace_full_redraw_fraction", round(median(redraws), 4), "of frames", per_pair=[round(v, 4) for v in redraws],
          note="frames that redrew the whole trace window (rescale, resize) instead of the new columns", **common)
     p99 = {}

@@ -7,6 +7,29 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
+
+import click
+
+PRIORITY_HELP = ("CPU priority of every thread: high = nice -10, realtime = SCHED_FIFO, so that other work on the "
+                 "machine (a dashboard, a desktop) cannot delay the data path. Needs root, CAP_SYS_NICE or an "
+                 "rtprio/nice limit; without it the command runs at normal priority and says so.")
+
+
+def priority_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    """``--priority normal|high|realtime`` for commands on a live session's data path."""
+    return click.option("--priority", type=click.Choice(["normal", "high", "realtime"]), default="normal",
+                        show_default=True, help=PRIORITY_HELP)(func)
+
+
+def apply_priority(level: str) -> str:
+    """Set this process's priority (first thing: later threads inherit it); say what was applied."""
+    from edgestream.core.priority import set_priority
+
+    applied = set_priority(level)
+    if level != "normal":
+        click.echo(f"CPU priority: {applied}", err=True)
+    return applied
 
 
 def serve(wait: Callable[[float], bool], stop: Callable[[], None], duration: float | None = None) -> str:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from edgestream.cli._serve import apply_priority, priority_option
+
 
 @click.command("play")
 @click.argument("file", type=click.Path(dir_okay=False))
@@ -19,8 +21,9 @@ import click
 @click.option("--chunk", type=int, default=10, show_default=True, help="Samples per push at the highest rate.")
 @click.option("--wait", "wait_s", type=float, default=0.0, show_default=True,
               help="Seconds to wait for a consumer on every stream before playback starts.")
+@priority_option
 def command(file: str, speed: float, loop: bool, name: str | None, source_id: str | None, duration: float | None,
-            counter: bool, no_markers: bool, picks: str | None, chunk: int, wait_s: float) -> None:
+            counter: bool, no_markers: bool, picks: str | None, chunk: int, wait_s: float, priority: str) -> None:
     """Replay FILE (FIF, EDF, BDF, GDF or XDF) as LSL streams with its original timing.
 
     EEG channels are published in µV with their units in the stream metadata; annotations
@@ -34,6 +37,7 @@ def command(file: str, speed: float, loop: bool, name: str | None, source_id: st
     from edgestream.cli._serve import serve
     from edgestream.sources.player import FilePlayer
 
+    apply_priority(priority)
     pick = [p.strip() for p in picks.split(",") if p.strip()] if picks else None
     player = FilePlayer(file, speed=speed, loop=loop, name=name, source_id=source_id, chunk_size=chunk,
                         counter=counter, markers=not no_markers, picks=pick, wait_for_consumers=wait_s)

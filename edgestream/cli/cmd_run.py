@@ -7,6 +7,8 @@ import signal
 
 import click
 
+from edgestream.cli._serve import apply_priority, priority_option
+
 
 @click.command("run")
 @click.argument("pipeline", required=False, default="eeg_bandpower")
@@ -23,8 +25,9 @@ import click
               help="Record every input and output to XDF under DIR (BIDS names; the pipeline's `record:` section "
               "sets subject/task/run, change them with --set record.subject=02).")
 @click.option("--no-record", is_flag=True, help="Ignore the pipeline's `record:` section.")
+@priority_option
 def command(pipeline: str, device: str | None, duration: float | None, overrides: tuple[str, ...],
-            summary_json: str | None, no_monitor: bool, record_out: str | None, no_record: bool) -> None:
+            summary_json: str | None, no_monitor: bool, record_out: str | None, no_record: bool, priority: str) -> None:
     """Run PIPELINE (a YAML file or a bundled name; default: eeg_bandpower).
 
     \b
@@ -33,7 +36,9 @@ def command(pipeline: str, device: str | None, duration: float | None, overrides
       edgestream run assets/pipelines/reference.yaml --device jetson --duration 30
       edgestream run mi_dbconformer --set model.checkpoint=model.pt
       edgestream run eeg_bandpower --record recordings --set record.subject=02 --duration 60
+      sudo edgestream run reference --priority realtime  # a dashboard on the same machine cannot delay it
     """
+    applied_priority = apply_priority(priority)
     from edgestream.core.device import load_profile
     from edgestream.pipeline import Engine, build, format_summary, load_pipeline
     from edgestream.runners.export import show_progress
@@ -70,6 +75,7 @@ def command(pipeline: str, device: str | None, duration: float | None, overrides
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    summary["priority"] = applied_priority
     click.echo(format_summary(summary))
     rec = summary.get("recording")
     if rec:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from edgestream.cli._serve import apply_priority, priority_option
+
 
 @click.group("simulate")
 def command() -> None:
@@ -22,8 +24,9 @@ def command() -> None:
 @click.option("--no-markers", is_flag=True, help="No cues: no mu/beta desynchronisation, no marker stream.")
 @click.option("--no-blinks", is_flag=True, help="No eye blinks on the frontal channels.")
 @click.option("--counter", is_flag=True, help="Append a 'counter' channel (0, 1, 2, ... per sample).")
+@priority_option
 def eeg(channels: int, sfreq: float, chunk: int, name: str, source_id: str | None, duration: float | None, seed: int,
-        line_freq: float, no_markers: bool, no_blinks: bool, counter: bool) -> None:
+        line_freq: float, no_markers: bool, no_blinks: bool, counter: bool, priority: str) -> None:
     """Realistic EEG: 1/f background, posterior alpha, lateralised mu/beta desynchronisation after
     "left"/"right" cues (published as a Markers stream), line noise and blinks, in µV.
 
@@ -33,6 +36,8 @@ def eeg(channels: int, sfreq: float, chunk: int, name: str, source_id: str | Non
     """
     from edgestream.cli._serve import serve
     from edgestream.sources.simulate_eeg import EEGSimulator
+
+    apply_priority(priority)
 
     sim = EEGSimulator(n_channels=channels, sfreq=sfreq, chunk_size=chunk, name=name, source_id=source_id or name,
                        seed=seed, line_freq=line_freq or None, markers=not no_markers, blinks=not no_blinks,
@@ -84,10 +89,11 @@ def _panel(antennas: int, polarization: str) -> tuple[int, int]:
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed (same seed, same channel and noise).")
 @click.option("--wait", type=float, default=0.0, show_default=True,
               help="Seconds to wait for a consumer before the first report (it then receives every report).")
+@priority_option
 def csi(model: str, speed: float, delay_spread: float, snr: float | None, phase_noise: float, burst_prob: float,
         burst_length: int, burst_amplitude: float, drop_prob: float, drop_mode: str, antennas: int, polarization: str,
         subcarriers: int, scs: float, carrier: float, rate: float, chunk: int, name: str, source_id: str | None,
-        duration: float | None, seed: int, wait: float) -> None:
+        duration: float | None, seed: int, wait: float, priority: str) -> None:
     """CSI reports of a 3GPP CDL channel (sionna-no-rt): antennas x subcarriers x {re, im} per report
     plus a counter channel holding the report index; layout and scenario in desc/csi, type "CSI".
 
@@ -113,6 +119,7 @@ def csi(model: str, speed: float, delay_spread: float, snr: float | None, phase_
                        polarization=polarization, report_period_slots=int(round(period)))
     noise = NoiseConfig(snr_db=snr, phase_std=phase_noise, burst_prob=burst_prob, burst_length=burst_length,
                         burst_amplitude=burst_amplitude, drop_prob=drop_prob)
+    apply_priority(priority)
     sim = CSISimulator(config, noise, seed=seed, name=name, source_id=source_id or name, drop_mode=drop_mode,
                        chunk_size=chunk, duration=duration, wait_for_consumer=wait)
     sim.start()

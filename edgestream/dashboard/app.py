@@ -12,13 +12,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from edgestream.core.checks import check_number
 from edgestream.core.errors import ConfigError
+from edgestream.core.priority import check_level, set_priority, thread_policies
 
 log = logging.getLogger(__name__)
 
@@ -47,65 +47,10 @@ class DashboardOptions:
             check_number(self.duration, "--duration", low=0.0, low_inclusive=False)
         if self.fps is not None:
             check_number(self.fps, "--fps", low=1.0, high=60.0, fix="Rendering is capped at 60 frames per second.")
-        if self.priority not in PRIORITIES:
-            raise ConfigError(f"--priority must be one of {', '.join(PRIORITIES)}; got {self.priority!r}. Use "
-                              "--priority normal if the dashboard stutters on a busy desktop, else keep idle.")
+        check_level(self.priority, "--priority", PRIORITIES)
         if self.screenshot is not None and Path(self.screenshot).suffix.lower() not in (".png", ".jpg", ".jpeg", ".bmp"):
             raise ConfigError(f"--screenshot must name an image file ending in .png, .jpg or .bmp; got "
                               f"{self.screenshot!r}. E.g. --screenshot dashboard.png.")
-
-
-def _threads() -> list[int]:
-    try:
-        return sorted(int(t) for t in os.listdir("/proc/self/task"))
-    except OSError:  # not Linux: the calling thread only
-        return [0]
-
-
-def set_priority(priority: str) -> str:
-    """Run this process's threads, and every thread they start later, at ``priority``.
-
-    ``"idle"`` (Linux ``SCHED_IDLE``): the dashboard runs only when no normal-priority thread
-    wants the CPU, so a pipeline on the same machine is never kept waiting by a frame being
-    drawn — on the 2-core development machine a pipeline's p99 latency roughly doubled while a
-    normal-priority dashboard ran (benchmarks/dashboard.py). Elsewhere ``nice 19`` is used.
-    On a desktop busy with other work an idle-priority dashboard may stutter: use ``"normal"``.
-    ``SCHED_IDLE`` ranks threads within one scheduling group: a dashboard started from another
-    terminal session (its own autogroup) or in its own cgroup competes with the pipeline's group
-    as an equal; see the README for measurements and ``systemd-run ... -p CPUWeight=idle``.
-
-    Returns what was applied ("idle", "nice 19" or "normal").
-    """
-    if priority == "normal":
-        return "normal"
-    if hasattr(os, "sched_setscheduler") and hasattr(os, "SCHED_IDLE"):
-        try:
-            for tid in _threads():
-                os.sched_setscheduler(tid, os.SCHED_IDLE, os.sched_param(0))
-            return "idle"
-        except OSError as exc:  # e.g. a sandbox that forbids it: fall back to nice
-            log.info("could not set SCHED_IDLE (%s); using nice 19", exc)
-    try:
-        os.nice(19)
-        return "nice 19"
-    except (AttributeError, OSError) as exc:
-        log.warning("could not lower the dashboard's CPU priority (%s); it runs at normal priority", exc)
-        return "normal"
-
-
-def thread_policies() -> list[str]:
-    """Scheduling policy of each thread of this process (Linux; empty elsewhere)."""
-    if not hasattr(os, "sched_getscheduler"):
-        return []
-    names = {getattr(os, n): n[6:].lower() for n in ("SCHED_OTHER", "SCHED_BATCH", "SCHED_IDLE", "SCHED_FIFO", "SCHED_RR")
-             if hasattr(os, n)}
-    out = []
-    for tid in _threads():
-        try:
-            out.append(names.get(os.sched_getscheduler(tid), "other"))
-        except OSError:  # the thread ended meanwhile
-            continue
-    return out
 
 
 def make_settings(path: str | None = None) -> Any:

@@ -249,7 +249,8 @@ class Engine:
 def format_summary(summary: dict[str, Any]) -> str:
     """Human-readable summary table printed at exit."""
     lines = [f"edgestream run summary — pipeline {summary['pipeline']!r} on device {summary['device']!r}",
-             f"  wall {summary['wall_s']:.1f} s, CPU {summary['cpu_percent']:.1f} % of one core, RSS {summary['rss_mb']:.0f} MB", ""]
+             f"  wall {summary['wall_s']:.1f} s, CPU {summary['cpu_percent']:.1f} % of one core, RSS {summary['rss_mb']:.0f} MB"
+             + (f", CPU priority {summary['priority']}" if "priority" in summary else ""), ""]
     lines.append(f"  {'source':<16}{'stream':<28}{'samples in':>12}{'overflow':>10}{'counter':>9}{'reconnect':>10}{'nonfinite':>10}  state")
     for sid, s in summary["sources"].items():
         d = s["drops"]

@@ -147,8 +147,9 @@ def test_bench_on_the_simulator_and_on_a_recording(tmp_path, shared_data):
 
 @pytest.mark.timeout(180)
 def test_run_with_the_jetson_profile_just_works_on_this_cpu(tmp_path, uid):
-    """`edgestream run reference --device jetson` on a real loopback LSL stream (simulator in another
-    process): the profile falls back to CPU / ONNX Runtime fp32, each decision logged, and predictions flow."""
+    """`edgestream run reference --device jetson --priority realtime` on a real loopback LSL stream
+    (simulator in another process): the profile falls back to CPU / ONNX Runtime fp32, each decision
+    logged, and predictions flow; the run is at SCHED_FIFO (as root) or says it was refused."""
     import os
     import subprocess
     import sys
@@ -160,7 +161,8 @@ def test_run_with_the_jetson_profile_just_works_on_this_cpu(tmp_path, uid):
     try:
         summary_path = tmp_path / "summary.json"
         run = subprocess.run([sys.executable, "-m", "edgestream", "run", "reference", "--device", "jetson", "--duration", "4",
-                              "--set", f"eeg.source_id={uid}", "--no-monitor", "--summary-json", str(summary_path)],
+                              "--set", f"eeg.source_id={uid}", "--no-monitor", "--summary-json", str(summary_path),
+                              "--priority", "realtime"],
                              env=env, capture_output=True, text=True, timeout=150)
     finally:
         sim.terminate()
@@ -172,4 +174,6 @@ def test_run_with_the_jetson_profile_just_works_on_this_cpu(tmp_path, uid):
     assert "reference_conv: warm-up 3/3 on CPUExecutionProvider" in run.stderr  # progress shown
     summary = json.loads(summary_path.read_text())
     assert summary["device"] == "jetson" and not summary["errors"]
+    want = "realtime (SCHED_FIFO 10)" if os.geteuid() == 0 else "normal (realtime refused"
+    assert summary["priority"].startswith(want) and f"CPU priority: {want}" in run.stderr, summary["priority"]
     assert summary["sources"]["eeg"]["samples_in"] > 2000 and summary["nodes"]["predictions"]["samples_out"] >= 20

@@ -22,6 +22,12 @@ paint events of the traces plot inside each B window; CPU is the dashboard proce
 user+system time over that window. Targets: ≥ 30 FPS at ≤ 25 % of one core,
 and the pipeline's p99 with the dashboard within 10 % of the p99 without it (A).
 
+``--priority realtime`` runs the data path (simulator and pipeline, every phase) at ``SCHED_FIFO``
+(their ``--priority realtime``; needs root or CAP_SYS_NICE, and the run stops if it was refused):
+the setup for a live session that shares its machine with a dashboard. The default, normal,
+measures what a pipeline started without it gets. Under Xvfb the display server's CPU is reported
+too (it runs at normal priority and copies every frame the dashboard draws).
+
 Rendering uses Xvfb when ``xvfb-run`` is installed (``--platform auto``), else Qt's offscreen
 platform. ``--quick`` runs one round of 10-s phases; ``--pairs N --phase S`` N rounds of S-s phases (each
 p99 is about the 3rd-largest of the ~10 outputs per second, so more rounds give a steadier median).

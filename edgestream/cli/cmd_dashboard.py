@@ -20,8 +20,9 @@ import click
 @click.option("--size", type=(int, int), default=None, metavar="W H", help="Window size in pixels.")
 @click.option("--priority", type=click.Choice(["idle", "normal"]), default="idle", show_default=True,
               help="CPU priority. idle: the dashboard draws only when no pipeline (or other normal "
-                   "program) wants the CPU, so it never delays one on the same machine; normal if "
-                   "it stutters on a desktop busy with other work.")
+                   "program) wants the CPU; on a small machine also give the pipeline and its source "
+                   "--priority realtime so that it cannot delay them. normal if it stutters on a desktop "
+                   "busy with other work.")
 @click.option("--stats-json", type=click.Path(dir_okay=False), default=None,
               help="At exit, write frame counters to this JSON file (used by benchmarks/dashboard.py).")
 def command(streams: tuple[str, ...], screenshot: str | None, after: float, duration: float | None, fps: float | None,

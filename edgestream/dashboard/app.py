@@ -2,7 +2,7 @@
 
 :func:`run_dashboard` is what ``edgestream dashboard`` calls. It runs in its own process and
 only reads streams, so a pipeline never waits for it, and by default at idle CPU priority
-(:func:`set_priority`), so a pipeline on the same machine gets the CPU first. For headless use (CI, reports),
+(:func:`edgestream.core.priority.set_priority`), so a pipeline on the same machine gets the CPU first. For headless use (CI, reports),
 ``screenshot=PATH, after=SECONDS`` saves the window after that long and exits; it works with
 ``QT_QPA_PLATFORM=offscreen`` or under Xvfb.
 """

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 
 from edgestream.core.errors import ConfigError
 
@@ -54,10 +55,10 @@ def check_level(level: str, arg: str = "--priority", allowed: tuple[str, ...] = 
     return level
 
 
-def _each_thread(apply: object) -> None:
+def _each_thread(apply: Callable[[int], None]) -> None:
     for tid in _threads():
         try:
-            apply(tid)  # type: ignore[operator]
+            apply(tid)
         except ProcessLookupError:  # the thread ended meanwhile
             continue
 

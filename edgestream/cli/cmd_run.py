@@ -36,7 +36,7 @@ def command(pipeline: str, device: str | None, duration: float | None, overrides
       edgestream run assets/pipelines/reference.yaml --device jetson --duration 30
       edgestream run mi_dbconformer --set model.checkpoint=model.pt
       edgestream run eeg_bandpower --record recordings --set record.subject=02 --duration 60
-      sudo edgestream run reference --priority realtime  # a dashboard on the same machine cannot delay it
+      edgestream run reference --priority realtime  # needs root or CAP_SYS_NICE; then a dashboard cannot delay it
     """
     applied_priority = apply_priority(priority)
     from edgestream.core.device import load_profile

@@ -135,7 +135,7 @@ def cpu_seconds(proc: Any) -> float:
 
 
 def dashboard_phase(source_id: str, patterns: list[str], work: Path, phase: float, platform: str,
-                    env: dict[str, str], k: int, priority: str = "idle", data_priority: str = "normal"
+                    env: dict[str, str], k: int, dashboard_priority: str = "idle", data_priority: str = "normal"
                     ) -> tuple[dict[str, Any], float, float, float | None, dict[str, Any]]:
     """Run the pipeline for ``phase`` s while a dashboard runs:
     (summary, fps, dashboard cpu %, display server cpu % or None, dashboard stats)."""
@@ -145,7 +145,7 @@ def dashboard_phase(source_id: str, patterns: list[str], work: Path, phase: floa
 
     sub = work / f"dash{k}"
     sub.mkdir()
-    dash, stats_path = start_dashboard(patterns, sub, phase + WARMUP_S + 20, platform, env, priority)
+    dash, stats_path = start_dashboard(patterns, sub, phase + WARMUP_S + 20, platform, env, dashboard_priority)
     try:
         proc = psutil.Process(dashboard_pid(dash, platform))
         xserver = display_server(dash, platform)
@@ -306,7 +306,8 @@ def main() -> None:
             time.sleep(2.0)
             if sim.poll() is not None:
                 raise SystemExit(f"the simulator exited early:\n{sim.stderr.read()[-2000:]}")
-            run_pipeline(source_id, WARMUP_S, work / "warmup.json", env, args.priority)  # first-run effects (caches, ORT), discarded
+            # first-run effects (caches, ORT), discarded
+            run_pipeline(source_id, WARMUP_S, work / "warmup.json", env, args.priority)
             for k in range(pairs):
                 # A B C, then C B A, ...: drift on a shared machine hits every condition alike
                 order = "AB" if args.no_control else "ABC"

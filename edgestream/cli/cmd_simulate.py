@@ -38,7 +38,6 @@ def eeg(channels: int, sfreq: float, chunk: int, name: str, source_id: str | Non
     from edgestream.sources.simulate_eeg import EEGSimulator
 
     apply_priority(priority)
-
     sim = EEGSimulator(n_channels=channels, sfreq=sfreq, chunk_size=chunk, name=name, source_id=source_id or name,
                        seed=seed, line_freq=line_freq or None, markers=not no_markers, blinks=not no_blinks,
                        counter=counter, duration=duration)

@@ -272,7 +272,7 @@ class OutletWriter:
         """Push ``data`` (n_times, n_channels) stamped ``timestamps`` (n_times,), seconds on the LSL clock."""
         if self._outlet is None:
             raise StateError(f"OutletWriter.push: the outlet of stream {self.info.name!r} was closed; "
-                               "no sample can be pushed into it. Create a new OutletWriter to publish again.")
+                             "no sample can be pushed into it. Create a new OutletWriter to publish again.")
         stamps = np.asarray(timestamps, dtype=np.float64).reshape(-1)
         n = stamps.shape[0]
         if n == 0:

@@ -15,7 +15,7 @@ def command() -> None:
       edgestream split plan --model vit_tiny_28 --device box-a=edge-small --device box-b=edge-small --out split/
       edgestream split serve --head                           # on the head (coordinator) machine
       edgestream split serve --address HEAD:6379 --device box-a   # on each device
-      edgestream run assets/pipelines/camera_edvit.yaml --set model.plan=split/plan.yaml
+      edgestream run camera_edvit --set model.plan=split/plan.yaml
     """
 
 

@@ -74,7 +74,7 @@ class EDViTStage(Stage):
         if not spec:
             raise ValidationError(
                 f"edvit needs a frame stream (desc/frame); stream {info.name!r} has none. Use a camera source "
-                "(kind video, images or webcam) as its input."
+                "(kind video, images, webcam or pattern) as its input."
             )
         got = (int(spec["channels"]), int(spec["height"]), int(spec["width"]))
         if got != tuple(plan.input_shape):

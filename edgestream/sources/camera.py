@@ -1,5 +1,8 @@
 """Camera-like sources: a video file, a directory of images, or a webcam, as timestamped frames.
 
+A generated moving pattern with the same layout and pacing (kind ``pattern``, no camera or file
+needed) is in :mod:`edgestream.sources.pattern`.
+
 Frame layout: one frame is one sample. Its ``H·W·C`` channels hold the pixels flattened in
 row-major ``(H, W, C)`` order (channel fastest), float32 in ``[0, 1]``; channel names are
 ``y{row}_x{col}_c{channel}``. ``StreamInfo.desc["frame"]`` records ``height``, ``width``,
@@ -48,7 +51,7 @@ def frames_from_chunk(chunk: Chunk) -> np.ndarray:
     if not spec:
         raise StreamError(
             f"stream {chunk.info.name!r} must carry frames (desc/frame with height, width, channels); got desc keys "
-            f"{sorted(chunk.info.desc)}. Connect a camera source (kind video/images/webcam)."
+            f"{sorted(chunk.info.desc)}. Connect a camera source (kind video/images/webcam/pattern)."
         )
     h, w, c = int(spec["height"]), int(spec["width"]), int(spec["channels"])
     return np.ascontiguousarray(chunk.data.reshape(-1, h, w, c).transpose(0, 3, 1, 2))

@@ -58,8 +58,11 @@ out, predictions continue (less accurately) without it and it rejoins when it co
 3. Run the camera pipeline on the machine with the camera (it connects as a Ray driver)::
 
        export RAY_AUTH_MODE=token RAY_ADDRESS=HEAD_IP:6379
-       edgestream run assets/pipelines/camera_edvit.yaml \\
+       edgestream run camera_edvit \\
            --set model.plan=edvit_plan/plan.yaml --set model.backend=ray
+
+   Its camera is a generated moving pattern (source kind ``pattern``) until you point it at a
+   real one: ``--set camera.kind=video --set camera.path=clip.avi``, or a webcam (see the file).
 
    It publishes ``Predictions`` (``p_<class>``…, ``class``, ``confidence``) and ``EDViTStatus``
    (per device: state ok/late/down/waiting and round-trip ms; ``n_present``). A device that

@@ -107,7 +107,9 @@ def test_camera_edvit_pipeline_file_routes_predictions_and_status(tiny_plan, sha
     from edgestream.pipeline.config import resolve_pipeline_path
 
     path = resolve_pipeline_path("camera_edvit")
-    overrides = [f"camera.path={shared_data / 'video' / 'vtest.avi'}", "camera.realtime=false", "camera.loop=false",
+    # the override the pipeline file documents: a video file instead of the generated pattern
+    overrides = ["camera.kind=video", f"camera.path={shared_data / 'video' / 'vtest.avi'}", "camera.realtime=false",
+                 "camera.loop=false",
                  "camera.max_frames=24", f"model.plan={tiny_plan.root / 'plan.yaml'}"]
     spec = load_pipeline(path, overrides)
     for sink in spec.sinks:  # keep the wiring, collect in memory instead of LSL outlets
@@ -122,16 +124,52 @@ def test_camera_edvit_pipeline_file_routes_predictions_and_status(tiny_plan, sha
     assert np.isfinite(preds.data).all() and ((preds.data[:, 10] >= 0) & (preds.data[:, 10] < 10)).all()
 
 
-def test_reading_a_port_the_stage_does_not_have_is_a_clear_error(tiny_plan, shared_data):
-    pytest.importorskip("av")
+def test_reading_a_port_the_stage_does_not_have_is_a_clear_error(tiny_plan):
     from edgestream.pipeline import build, load_pipeline
     from edgestream.pipeline.config import resolve_pipeline_path
 
     spec = load_pipeline(resolve_pipeline_path("camera_edvit"), [
-        f"camera.path={shared_data / 'video' / 'vtest.avi'}", f"model.plan={tiny_plan.root / 'plan.yaml'}",
-        "status.input=model.stats"])
+        f"model.plan={tiny_plan.root / 'plan.yaml'}", "status.input=model.stats"])
     for sink in spec.sinks:
         sink.kind, sink.params = "memory", {}
     graph = build(spec)
     with pytest.raises(ValidationError, match=r"has no output port 'stats'; its extra outputs are \['status'\]"):
         graph.start()
+
+
+def test_camera_edvit_runs_on_its_default_pattern_outside_the_checkout(tiny_plan, tmp_path, monkeypatch):
+    """An installed package has no video files: the bundled pipeline's defaults need nothing but a plan."""
+    from edgestream.pipeline import Engine, build, load_pipeline
+
+    monkeypatch.chdir(tmp_path)  # no ../shared, no repository next to the working directory
+    spec = load_pipeline("camera_edvit", [f"model.plan={tiny_plan.root / 'plan.yaml'}"])
+    assert [s.kind for s in spec.sources] == ["pattern"]
+    for sink in spec.sinks:
+        sink.kind, sink.params = "memory", {}
+    graph = build(spec)
+    graph.start()  # opens the source and builds the stages against it
+    camera = graph.sources[0].source
+    assert camera.info.desc["frame"]["origin"].startswith("pattern digits") and camera.info.sfreq == 10.0
+    Engine(graph, publish=False).run(duration=1.5)  # realtime and endless by default: a live camera's pace
+    preds = graph.node("predictions").component.result()
+    status = graph.node("status").component.result()
+    assert preds.info.type == "Predictions" and preds.n_times >= 3
+    assert status.info.type == "EDViTStatus" and status.n_times >= 1
+    steps = np.diff(preds.timestamps) * 10.0  # frames are stamped k / fps after the first
+    np.testing.assert_allclose(steps, np.round(steps), atol=1e-6)
+    assert (np.round(steps) >= 1).all()
+    assert np.isfinite(preds.data).all() and ((preds.data[:, 10] >= 0) & (preds.data[:, 10] < 10)).all()
+
+
+def test_camera_edvit_without_a_plan_names_the_command_that_makes_one(tmp_path, monkeypatch):
+    from edgestream.core.errors import ConfigError
+    from edgestream.pipeline import build, load_pipeline
+
+    monkeypatch.chdir(tmp_path)
+    spec = load_pipeline("camera_edvit")
+    for sink in spec.sinks:
+        sink.kind, sink.params = "memory", {}
+    graph = build(spec)
+    with pytest.raises(ConfigError, match=r"stages.model \(edvit\): plan must be an existing file; got "
+                                          r"'edvit_plan/plan.yaml'. Create one with `edgestream split plan`"):
+        graph.start()  # the graph's build step, before any frame is read

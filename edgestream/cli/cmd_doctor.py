@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import os
 import platform
+from pathlib import Path
 
 import click
 
@@ -41,8 +42,15 @@ def _version(module: str) -> tuple[str | None, str]:
     return str(version or "?"), ""
 
 
-def collect(device: str | None) -> dict:
-    report = {"python": platform.python_version(), "machine": platform.machine(), "cpus": os.cpu_count(), "components": {}}
+def collect(device: str | None, lock: str | None = None) -> dict:
+    import edgestream
+    from edgestream.core.device import available_profiles, load_profile
+    from edgestream.core.lock import compare, find_lock
+    from edgestream.pipeline.config import available_pipelines
+
+    lock_report = compare(find_lock(lock)).to_dict()  # before the slow imports: a wrong --lock fails at once
+    report = {"edgestream": {"version": edgestream.__version__, "location": str(Path(edgestream.__file__).parent)},
+              "python": platform.python_version(), "machine": platform.machine(), "cpus": os.cpu_count(), "components": {}}
     for label, module, purpose in COMPONENTS:
         version, problem = _version(module)
         report["components"][label] = {"version": version, "purpose": purpose, "problem": problem}
@@ -59,9 +67,9 @@ def collect(device: str | None) -> dict:
         report["onnx_providers"] = ort.get_available_providers()
     except ImportError:
         report["onnx_providers"] = []
-    from edgestream.core.device import available_profiles, load_profile
-
     report["profiles"] = {name: str(path) for name, path in available_profiles().items()}
+    report["pipelines"] = {name: str(path) for name, path in available_pipelines().items()}
+    report["lock"] = lock_report
     if device:
         wanted = load_profile(device, resolve=False)
         resolved = load_profile(device)  # logs each fallback decision
@@ -77,17 +85,44 @@ def collect(device: str | None) -> dict:
     return report
 
 
+def _echo_lock(lock: dict) -> None:
+    if lock["path"] is None:
+        click.echo("  lock: no lock shipped (lock/requirements.lock is missing), so installed versions are not checked")
+        return
+    click.echo(f"  lock {lock['path']}: {lock['locked']} packages, {len(lock['differ'])} differ, {len(lock['missing'])} missing")
+    for d in lock["differ"]:
+        click.echo(f"  DIFFERS  {d['package']:<24}locked {d['locked']:<20}installed {d['installed']}")
+    for m in lock["missing"]:
+        click.echo(f"  MISSING  {m['package']:<24}locked {m['locked']:<20}not installed")
+    if lock["fix"]:
+        click.echo(f"  fix: {lock['fix']}")
+
+
 @click.command("doctor")
 @click.option("--device", "-d", default=None, help="Also check what this profile can do on this machine.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def command(device: str | None, as_json: bool) -> None:
-    """Report versions (liblsl, torch, Qt, Ray, ...), what is missing, and device-profile fallbacks."""
-    report = collect(device)
+@click.option("--lock", "lock", default=None, envvar="EDGESTREAM_LOCK", metavar="PATH",
+              help="Compare installed versions with this constraints file instead of the shipped lock ($EDGESTREAM_LOCK).")
+@click.option("--strict", is_flag=True, help="Exit 1 when installed versions differ from the lock, locked packages are missing, "
+                                             "or no lock is shipped.")
+def command(device: str | None, as_json: bool, lock: str | None, strict: bool) -> None:
+    """Report versions (liblsl, torch, Qt, Ray, ...), what is missing, drift from the lock, and device-profile fallbacks."""
+    report = collect(device, lock)
     if as_json:
         import json
 
         click.echo(json.dumps(report, indent=2))
-        return
+    else:
+        _echo(report)
+    if strict and report["lock"]["drift"]:
+        click.echo("error: this environment does not match the lock (doctor --strict); fix: "
+                   f"{report['lock']['fix'] or 'ship lock/requirements.lock with edgestream'}", err=True)
+        raise SystemExit(1)
+
+
+def _echo(report: dict) -> None:
+    e = report["edgestream"]
+    click.echo(f"edgestream {e['version']} from {e['location']}")
     click.echo(f"python {report['python']} on {report['machine']}, {report['cpus']} CPUs")
     missing = []
     for label, c in report["components"].items():
@@ -98,6 +133,8 @@ def command(device: str | None, as_json: bool) -> None:
             click.echo(f"  MISSING  {label:<24}{'':<34}{c['purpose']}  ({c['problem']})")
     click.echo(f"  CUDA available: {report['cuda']}; ONNX Runtime providers: {', '.join(report['onnx_providers']) or 'none'}")
     click.echo(f"  device profiles: {', '.join(f'{k} ({v})' for k, v in report['profiles'].items())}")
+    click.echo(f"  bundled pipelines: {', '.join(report['pipelines']) or 'none'}")
+    _echo_lock(report["lock"])
     if "profile" in report:
         p = report["profile"]
         r = p["resolved"]

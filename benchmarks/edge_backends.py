@@ -106,6 +106,7 @@ def bench_streaming(name: str, args) -> None:
             emit(metric="chunk_throughput_ratio_vs_torch", value=round(tp / t_tp, 3), unit="ratio", **common)
             y, _ = backends[v](xs, backends[v].init_state(1))
             err = output_error(y, ref)
+            results[v] += (err["max_rel"],)
             emit(metric="output_max_rel_error_vs_torch", value=float(f"{err['max_rel']:.3g}"), unit="fraction", **common)
             if "argmax_agreement" in err:
                 emit(metric="argmax_agreement_vs_torch", value=round(err["argmax_agreement"], 4), unit="fraction", **common)
@@ -137,6 +138,7 @@ def bench_window(name: str, args) -> None:
         emit(metric="window_latency_p50", value=round(p50, 2), unit="us", **common)
         if v != VARIANTS[0]:
             err = output_error(backends[v](x), ref)
+            results[v] += (err["max_rel"],)
             emit(metric="output_max_rel_error_vs_torch", value=float(f"{err['max_rel']:.3g}"), unit="fraction", **common)
     choose(name, results, "window")
 
@@ -145,10 +147,14 @@ INT8_MARGIN = 0.10  # int8 changes the outputs: it must beat the best float vari
 
 
 def choose(name: str, results: dict, what: str) -> None:
-    """Fastest by p50 latency: cpu among the float variants; rpi5 may take int8 if it wins by INT8_MARGIN."""
+    """Fastest by p50 latency: cpu among the float variants; rpi5 may take int8 if it wins by INT8_MARGIN
+    and its output change vs torch is within the export's int8 bound (INT8_MAX_REL)."""
+    from edgestream.runners.export import INT8_MAX_REL
+
+    int8 = results[VARIANTS[2]]
     for profile, allowed in (("cpu", VARIANTS[:2]), ("rpi5", VARIANTS)):
         best = min(VARIANTS[:2], key=lambda v: results[v][0])
-        if VARIANTS[2] in allowed and results[VARIANTS[2]][0] < (1 - INT8_MARGIN) * results[best][0]:
+        if VARIANTS[2] in allowed and int8[0] < (1 - INT8_MARGIN) * results[best][0] and int8[-1] <= INT8_MAX_REL:
             best = VARIANTS[2]
         emit(metric=f"fastest_{what}_latency_p50", value=round(results[best][0], 2), unit="us", model=name,
              profile=profile, choice={"backend": best[0], "precision": best[1]})
@@ -169,7 +175,10 @@ def main() -> None:
     from edgestream.models import list_models
 
     torch.set_num_threads(1)
+    from edgestream.core.cpu import cpu_features, int8_kernel
+
     emit(metric="machine", value=os.cpu_count(), unit="cpus", platform=platform.platform(), processor=platform.processor(),
+         int8_kernel=int8_kernel(), cpu_flags=cpu_features()["flags"],
          torch=torch.__version__, onnxruntime=onnxruntime.__version__, quick=args.quick, load_avg=os.getloadavg()[0])
     names = args.models.split(",") if args.models else list_models(kind="streaming")
     for name in names:

@@ -6,6 +6,7 @@ the same output as one offline pass over the whole signal.
 
 from __future__ import annotations
 
+import types
 from typing import Any
 
 import numpy as np
@@ -99,3 +100,34 @@ def randomize_norm_stats(module: Any, seed: int = 0, gain: tuple[float, float] =
                     m.weight.copy_(draw(m.weight, *gain))
                     m.bias.copy_(draw(m.bias, *shift))
     return module
+
+
+def mend_traceback(exc: BaseException) -> bool:
+    """Give every traceback entry of ``exc`` and of its causes a line number, in place.
+
+    Python 3.11+ reports ``tb_lineno`` as None for a frame stopped at an instruction that has no
+    source line, which is where a signal handler's exception lands when the signal arrives inside a
+    C extension call (pytest-timeout's ``signal`` method during an ONNX export, for example).
+    pytest's report then fails with an INTERNALERROR that ends the whole run. Such entries are
+    rebuilt to point at their function's first line. Returns whether anything was mended.
+    """
+    mended, todo, seen = False, [exc], set()
+    while todo:
+        e = todo.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        entries = []
+        tb = e.__traceback__
+        while tb is not None:
+            entries.append(tb)
+            tb = tb.tb_next
+        if any(t.tb_lineno is None for t in entries):
+            rebuilt = None
+            for t in reversed(entries):
+                line = t.tb_lineno if t.tb_lineno is not None else t.tb_frame.f_code.co_firstlineno
+                rebuilt = types.TracebackType(rebuilt, t.tb_frame, t.tb_lasti, line)
+            e.__traceback__ = rebuilt
+            mended = True
+        todo += [e.__cause__, e.__context__]
+    return mended

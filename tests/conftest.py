@@ -21,8 +21,12 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from edgestream.core.paths import data_dir  # noqa: E402
+from edgestream.testing import mend_traceback  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+
+# pytester runs a pytest session inside a test (tests/core/test_test_harness.py checks this conftest's hooks).
+pytest_plugins = ("pytester",)
 
 try:  # one intra-op thread: CI has 2 cores and several test processes (simulators, players) share them
     import torch  # noqa: E402
@@ -30,6 +34,14 @@ try:  # one intra-op thread: CI has 2 cores and several test processes (simulato
     torch.set_num_threads(1)
 except ImportError:  # pragma: no cover - torch is a hard dependency
     pass
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    """A test whose traceback has a frame without a line number (a pytest-timeout signal that
+    fired inside a C extension) is reported as failed instead of crashing pytest."""
+    if call.excinfo is not None and mend_traceback(call.excinfo.value):
+        call.excinfo = pytest.ExceptionInfo.from_exception(call.excinfo.value)
 
 
 @pytest.fixture

@@ -44,13 +44,15 @@ def _version(module: str) -> tuple[str | None, str]:
 
 def collect(device: str | None, lock: str | None = None) -> dict:
     import edgestream
+    from edgestream.core.cpu import cpu_features, int8_kernel
     from edgestream.core.device import available_profiles, load_profile
     from edgestream.core.lock import compare, find_lock
     from edgestream.pipeline.config import available_pipelines
 
     lock_report = compare(find_lock(lock)).to_dict()  # before the slow imports: a wrong --lock fails at once
     report = {"edgestream": {"version": edgestream.__version__, "location": str(Path(edgestream.__file__).parent)},
-              "python": platform.python_version(), "machine": platform.machine(), "cpus": os.cpu_count(), "components": {}}
+              "python": platform.python_version(), "machine": platform.machine(), "cpus": os.cpu_count(),
+              "cpu": cpu_features() | {"int8_kernel": int8_kernel()}, "components": {}}
     for label, module, purpose in COMPONENTS:
         version, problem = _version(module)
         report["components"][label] = {"version": version, "purpose": purpose, "problem": problem}
@@ -124,6 +126,8 @@ def _echo(report: dict) -> None:
     e = report["edgestream"]
     click.echo(f"edgestream {e['version']} from {e['location']}")
     click.echo(f"python {report['python']} on {report['machine']}, {report['cpus']} CPUs")
+    cpu = report["cpu"]
+    click.echo(f"  CPU {cpu['model'] or '?'}: int8 kernels {cpu['int8_kernel']} (flags: {', '.join(cpu['flags']) or 'none'})")
     missing = []
     for label, c in report["components"].items():
         if c["version"]:

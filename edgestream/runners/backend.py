@@ -166,6 +166,22 @@ def graph_precision(profile: Any) -> str:
     return profile.precision
 
 
+def export_checked(model: Any, label: str, precision: str, **kw: Any) -> Artefact:
+    """Export at ``precision``; an int8 artefact over its error bound on this CPU gives way to fp32 (logged).
+
+    The export's verification measures the int8 outputs against torch on this machine's kernels
+    (see :data:`edgestream.runners.export.INT8_MAX_REL`); a profile asks for int8 for speed, never
+    for worse outputs.
+    """
+    artefact = export_onnx(model, label, precision=precision, **kw)
+    if precision == "int8" and artefact.manifest.get("verification", {}).get("status") == "exceeds bound":
+        err = artefact.manifest["verification"]["vs_torch"]["max_rel"]
+        log.warning("%s: running fp32 instead of int8: the int8 graph differs from torch by %.3g of the output scale on "
+                    "this CPU (bound %g)", label, err, artefact.manifest["verification"]["bound"]["max_rel"])
+        return export_onnx(model, label, precision="fp32", **kw)
+    return artefact
+
+
 def open_session(artefact: Artefact, profile: Any = None) -> Any:
     """An ONNX Runtime session on the profile's providers and threads."""
     import onnxruntime as ort
@@ -207,9 +223,10 @@ class OrtBackend:
                  progress: Progress | None = None) -> None:
         self.precision = graph_precision(profile)
         label = model_name or type(model).__name__
-        self.artefact = export_onnx(model, label, precision=self.precision, example=example,
-                                    cache_root=profile.engine_cache_dir() if profile else None,
-                                    opset=profile.onnx_opset if profile else 17, progress=progress)
+        self.artefact = export_checked(model, label, self.precision, example=example,
+                                       cache_root=profile.engine_cache_dir() if profile else None,
+                                       opset=profile.onnx_opset if profile else 17, progress=progress)
+        self.precision = self.artefact.precision
         self.session = open_session(self.artefact, profile)
         self.providers = self.session.get_providers()
         self.input_name = self.session.get_inputs()[0].name
@@ -236,13 +253,18 @@ class OrtStreamingBackend:
         self.precision = graph_precision(profile)
         self.chunk = int(chunk or (profile.onnx_chunk if profile else 1))
         label = model_name or type(model).__name__
-        kw = {"precision": self.precision, "cache_root": profile.engine_cache_dir() if profile else None,
+        kw = {"cache_root": profile.engine_cache_dir() if profile else None,
               "opset": profile.onnx_opset if profile else 17, "progress": progress}
         self.delay = int(getattr(model, "delay", 0))
-        step = export_onnx(model, label, chunk=1, **kw)
+        step = export_checked(model, label, self.precision, chunk=1, **kw)
+        self.precision = step.precision  # fp32 where int8 exceeded its bound: both graphs then run fp32
         self.artefacts = {1: step}
         if self.chunk > 1:
-            self.artefacts[self.chunk] = export_onnx(model, label, chunk=self.chunk, **kw)
+            chunked = export_checked(model, label, self.precision, chunk=self.chunk, **kw)
+            if chunked.precision != self.precision:
+                self.precision = chunked.precision
+                self.artefacts[1] = step = export_onnx(model, label, chunk=1, precision=self.precision, **kw)
+            self.artefacts[self.chunk] = chunked
         self.sessions = {n: open_session(a, profile) for n, a in self.artefacts.items()}
         self.providers = self.sessions[1].get_providers()
         spec = step.manifest["state"]

@@ -39,14 +39,27 @@ from typing import Any
 
 import numpy as np
 
+from edgestream.core.cpu import cpu_features, int8_kernel
 from edgestream.core.errors import ConfigError, EdgestreamError
 
 log = logging.getLogger(__name__)
 progress_log = logging.getLogger("edgestream.progress")  # CLIs raise this logger to INFO to show progress
 
-EXPORT_VERSION = 2  # bump when the graph layout or the manifest changes (invalidates caches)
+EXPORT_VERSION = 3  # bump when the graph layout or the manifest changes (invalidates caches)
 PRECISIONS = ("fp32", "fp16", "int8")
 FP32_TOLERANCE = {"atol": 1e-4, "rtol": 1e-3}  # |onnx - torch| <= atol + rtol * max|torch| (float32 kernels differ)
+# int8: the largest output change vs torch, relative to the output's scale, that an artefact may
+# have on the CPU it is verified on. Quantisation noise measured 0.0002-0.043 over the registered
+# models on x86-64 with and without VNNI; the old full-range weights saturated to 0.41-0.52 on AVX2.
+INT8_MAX_REL = 0.1
+# Dynamic quantisation: uint8 activations x int8 weights in a 7-bit range (reduce_range). x86-64 CPUs
+# without VNNI sum pairs of uint8 x int8 products in 16 bits with saturation (vpmaddubsw); with
+# weights of magnitude <= 64 a pair stays within 2 * 255 * 64 = 32640 <= 32767, so every CPU computes the
+# same integers. Measured on x86-64 (VNNI native, AVX2 under emulation): full-range weights gave
+# max_rel up to 0.41 (dbconformer) on AVX2 and 0.019 with VNNI; 7-bit weights give the VNNI
+# figure on both. Per-channel scales did not help consistently; uint8 weights were no faster.
+INT8_SCHEME = {"activations": "uint8 (dynamic, per tensor)", "weights": "int8 per tensor, magnitude <= 64 (reduce_range)",
+               "per_channel": False, "ops": ["MatMul", "Gemm", "GRU", "LSTM", "Attention"]}
 
 Progress = Callable[[str], None]
 
@@ -301,7 +314,10 @@ def export_onnx(model: Any, name: str, *, chunk: int = 1, precision: str = "fp32
     example = np.ascontiguousarray(example, np.float32)
     root = Path(cache_root).expanduser() if cache_root else cache_dir("engines")
     shape_tag = f"T{chunk}" if streaming else "x".join(str(d) for d in example.shape[1:])
-    digest = model_digest(model, name, streaming, example.shape[1:], chunk if streaming else None, precision, opset)
+    # int8 results depend on the CPU's integer kernels: one artefact per kernel family, verified there
+    kernel = int8_kernel() if precision == "int8" else None
+    digest = model_digest(model, name, streaming, example.shape[1:], chunk if streaming else None, precision, opset,
+                          *([kernel] if kernel else []))
     target = root / "onnx" / f"{name}-{precision}-{shape_tag}-{digest}"
     if (target / "manifest.json").is_file() and (target / "model.onnx").is_file() and not force:
         report(f"{name}: using cached {precision} ONNX model {target}", progress)
@@ -322,6 +338,7 @@ def export_onnx(model: Any, name: str, *, chunk: int = 1, precision: str = "fp32
         artefact = Artefact(tmp / "model.onnx", manifest)
         if verify:
             manifest["verification"] = verify_artefact(model, artefact, progress=progress)
+            manifest["verification"].update(verified_on())
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
     report(f"{name}: {precision} ONNX model ready: {target / 'model.onnx'}", progress)
     return Artefact(target / "model.onnx", json.loads((target / "manifest.json").read_text()))
@@ -399,13 +416,15 @@ def _derive(base: Artefact, out: Path, precision: str, progress: Progress | None
     if precision == "int8":
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
-        report(f"{base.manifest['name']}: int8 dynamic quantisation of weights (MatMul/Gemm/recurrent ops)", progress)
+        report(f"{base.manifest['name']}: int8 dynamic quantisation of weights (MatMul/Gemm/recurrent ops, 7-bit weights)",
+               progress)
         # Conv stays float: with int8 weights ONNX Runtime's CPU ConvInteger ran 2.7x slower than the
         # float Conv on reference_conv (1.2 vs 0.45 ms per window, x86-64); dense and recurrent
         # weights hold most parameters of the streaming models anyway.
         with _quiet_quantizer():
-            quantize_dynamic(str(base.path), str(out / "model.onnx"), weight_type=QuantType.QInt8,
-                             op_types_to_quantize=["MatMul", "Gemm", "GRU", "LSTM", "Attention"])
+            quantize_dynamic(str(base.path), str(out / "model.onnx"), weight_type=QuantType.QInt8, reduce_range=True,
+                             per_channel=INT8_SCHEME["per_channel"], op_types_to_quantize=INT8_SCHEME["ops"])
+        manifest["quantization"] = dict(INT8_SCHEME)
     else:
         from onnxruntime.transformers.float16 import convert_float_to_float16
 
@@ -415,6 +434,13 @@ def _derive(base: Artefact, out: Path, precision: str, progress: Progress | None
         for s in manifest.get("state", {}).values():
             s["dtype"] = "float16"
     return manifest
+
+
+def verified_on() -> dict[str, Any]:
+    """Where a verification ran: the CPU (architecture, name, int8-relevant flags, kernel family) and ONNX Runtime."""
+    import onnxruntime
+
+    return {"cpu": cpu_features() | {"int8_kernel": int8_kernel()}, "onnxruntime": onnxruntime.__version__}
 
 
 class _quiet_quantizer:

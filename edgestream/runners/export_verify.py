@@ -11,8 +11,11 @@ from typing import Any
 
 import numpy as np
 
+import logging
+
 from edgestream.runners.export import FP32_TOLERANCE, Artefact, ExportError, Progress, example_input, report
 
+log = logging.getLogger(__name__)
 
 
 def _torch_reference(model: Any, xs: np.ndarray, chunk: int | None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -149,7 +152,27 @@ def verify_artefact(model: Any, artefact: Artefact, progress: Progress | None = 
                 f"{state_rel:.3g} ({what}). An op is exported differently from its torch semantics; check data-dependent "
                 "Python control flow in forward()."
             )
+    if artefact.precision == "int8":
+        _check_int8(name, out, progress)
     report(f"{name}: {artefact.precision} vs torch: max |Δ| {err['max_abs']:.3g} (relative {err['max_rel']:.3g})"
            + (f", argmax agreement {err['argmax_agreement']:.1%}" if "argmax_agreement" in err else "")
            + (f"; state relative Δ {out['state_vs_torch']['max_rel']:.3g}" if "state_vs_torch" in out else ""), progress)
     return out
+
+
+def _check_int8(name: str, out: dict[str, Any], progress: Progress | None) -> None:
+    """Hold an int8 artefact to the bound on this CPU: over it, mark it and warn (backends then run fp32)."""
+    from edgestream.core.cpu import int8_kernel
+    from edgestream.runners import export
+
+    bound = export.INT8_MAX_REL
+    out["bound"] = {"max_rel": bound}
+    rel = out["vs_torch"]["max_rel"]
+    if rel > bound:
+        out["status"] = "exceeds bound"
+        message = (f"{name}: int8 outputs differ from torch by {rel:.3g} of the output scale on this CPU "
+                   f"({int8_kernel()}), more than the bound {bound:g}; the int8 model would decode worse than fp32 here. "
+                   "Use fp32 (drop --int8, or precision: fp32 in the device profile); edgestream's backends fall back to "
+                   "fp32 for this artefact.")
+        log.warning(message)
+        report(f"WARNING: {message}", progress)

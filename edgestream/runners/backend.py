@@ -29,7 +29,8 @@ from typing import Any
 import numpy as np
 
 from edgestream.core.errors import ConfigError
-from edgestream.runners.export import Artefact, ExportError, Progress, export_onnx, report
+from edgestream.runners.artefact import Artefact, ArtefactError, ExportError, Progress, check_file, report
+from edgestream.runners.export import export_onnx
 
 log = logging.getLogger(__name__)
 
@@ -183,8 +184,15 @@ def export_checked(model: Any, label: str, precision: str, **kw: Any) -> Artefac
 
 
 def open_session(artefact: Artefact, profile: Any = None) -> Any:
-    """An ONNX Runtime session on the profile's providers and threads."""
+    """An ONNX Runtime session on the profile's providers and threads.
+
+    The file is checked against the sha256 its manifest recorded first, and a file ONNX Runtime
+    cannot load is an :class:`~edgestream.runners.artefact.ArtefactError` naming it and the fix
+    (no model is at hand here to export it again; :func:`export_onnx` does that).
+    """
     import onnxruntime as ort
+
+    check_file(artefact)
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = profile.threads if profile else 1
@@ -199,8 +207,27 @@ def open_session(artefact: Artefact, profile: Any = None) -> Any:
     if artefact.precision == "fp16" and not any(p in ("TensorrtExecutionProvider", "CUDAExecutionProvider") for p, _ in usable):
         raise ConfigError(f"precision fp16 needs a CUDA or TensorRT provider; got only {[p for p, _ in usable]} "
                           "(the CPU provider has no float16 kernels for recurrent ops). Use fp32 or int8 on CPU targets.")
-    return ort.InferenceSession(str(artefact.path), opts, providers=[p for p, _ in usable],
-                                provider_options=[o for _, o in usable])
+    try:
+        return ort.InferenceSession(str(artefact.path), opts, providers=[p for p, _ in usable],
+                                    provider_options=[o for _, o in usable])
+    except Exception as exc:  # InvalidProtobuf, NoSuchFile, Fail from onnxruntime's bindings
+        raise _load_error(artefact, [p for p, _ in usable], exc) from exc
+
+
+def _load_error(artefact: Artefact, providers: list[str], exc: Exception) -> ArtefactError:
+    """What to say when ONNX Runtime refuses a file: a damaged file, or a runtime that cannot run a sound one."""
+    path = artefact.path
+    name = artefact.manifest.get("name") or path.parent.name.rsplit("-", 3)[0]  # <name>-<precision>-<shape>-<digest>
+    text = str(exc).strip()
+    got = f"{type(exc).__name__}: {text.splitlines()[0][:200].rstrip('.') if text else '(no message)'}"
+    if "sha256" in artefact.manifest:  # check_file passed: the file is the one that was exported and verified
+        fix = (f"The file matches the sha256 recorded at export, so this ONNX Runtime or its providers {providers} "
+               f"cannot run it: check them with edgestream doctor, or re-export with edgestream export {name} --force.")
+    else:
+        fix = (f"Re-export it: edgestream export {name} --force, or delete {path.parent} (edgestream then exports "
+               "the model again on its next use).")
+    return ArtefactError(f"ONNX Runtime must be able to load the artefact {path}; got {got}. {fix}", path,
+                         f"ONNX Runtime cannot load it ({got})")
 
 
 def warm_up(run: Any, n: int, label: str, providers: list[str], progress: Progress | None = None) -> None:

@@ -17,23 +17,22 @@ and float16 artefacts are derived from the float32 graph and their output change
 is measured and stored in the artefact's ``manifest.json``.
 
 Artefacts live in ``<engine cache>/onnx/<name>-<precision>-<shape>-<digest>/`` — ``model.onnx``
-plus ``manifest.json``; the digest covers the weights, the model class, the shape, precision,
-opset and the torch/edgestream export versions, so a retrained model never reuses a stale file.
+plus ``manifest.json``; the digest covers the weights, the model's class and code, the shape,
+precision, opset and the torch/onnx/onnxruntime/edgestream export versions, so a retrained or
+edited model never reuses a stale file (:mod:`edgestream.runners.artefact`). A cached artefact is
+checked against the sha256 its manifest recorded before it is used; a damaged one is exported
+again, with a warning naming the model and the file.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import hashlib
 import io
 import json
 import logging
 import os
-import shutil
-import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,11 +40,12 @@ import numpy as np
 
 from edgestream.core.cpu import cpu_features, int8_kernel
 from edgestream.core.errors import ConfigError, EdgestreamError
+from edgestream.runners.artefact import (Artefact, ArtefactError, ExportError, Progress, cache_key, model_digest,
+                                         read_artefact, report, seal, stale_siblings, staging)
+from edgestream.runners.artefact import EXPORT_VERSION, progress_log, show_progress  # noqa: F401  (imported from here)
 
 log = logging.getLogger(__name__)
-progress_log = logging.getLogger("edgestream.progress")  # CLIs raise this logger to INFO to show progress
 
-EXPORT_VERSION = 3  # bump when the graph layout or the manifest changes (invalidates caches)
 PRECISIONS = ("fp32", "fp16", "int8")
 FP32_TOLERANCE = {"atol": 1e-4, "rtol": 1e-3}  # |onnx - torch| <= atol + rtol * max|torch| (float32 kernels differ)
 # int8: the largest output change vs torch, relative to the output's scale, that an artefact may
@@ -60,50 +60,6 @@ INT8_MAX_REL = 0.1
 # figure on both. Per-channel scales did not help consistently; uint8 weights were no faster.
 INT8_SCHEME = {"activations": "uint8 (dynamic, per tensor)", "weights": "int8 per tensor, magnitude <= 64 (reduce_range)",
                "per_channel": False, "ops": ["MatMul", "Gemm", "GRU", "LSTM", "Attention"]}
-
-Progress = Callable[[str], None]
-
-
-class ExportError(EdgestreamError, RuntimeError):
-    """A model could not be exported to ONNX, or the exported graph does not match torch."""
-
-
-def show_progress() -> None:
-    """Let export/verification/warm-up progress reach the console (CLIs call this; the root level stays WARNING)."""
-    progress_log.setLevel(logging.INFO)
-
-
-def report(message: str, progress: Progress | None = None) -> None:
-    """Surface a progress step (export, verification, quantisation, warm-up)."""
-    (progress or progress_log.info)(message)
-
-
-@dataclasses.dataclass(frozen=True)
-class Artefact:
-    """One exported ONNX model on disk and what is known about it."""
-
-    path: Path  # .../model.onnx
-    manifest: dict[str, Any]  # contents of manifest.json (inputs, outputs, state, verification)
-
-    @property
-    def digest(self) -> str:
-        return str(self.manifest["digest"])
-
-    @property
-    def streaming(self) -> bool:
-        return bool(self.manifest.get("state"))
-
-    @property
-    def chunk(self) -> int | None:
-        return self.manifest.get("chunk")
-
-    @property
-    def precision(self) -> str:
-        return str(self.manifest["precision"])
-
-    @property
-    def state_keys(self) -> list[str]:
-        return list(self.manifest.get("state", {}))
 
 
 # --- what to feed a model ---------------------------------------------------------------------
@@ -145,18 +101,6 @@ def example_input(model: Any, batch: int = 1, steps: int = 1) -> np.ndarray:
         return np.zeros((batch, steps, channels), np.float32)
     times = next((getattr(model, a) for a in _TIME_ATTRS if isinstance(getattr(model, a, None), int)), 256)
     return np.zeros((batch, channels, times), np.float32)
-
-
-def model_digest(model: Any, *extra: Any) -> str:
-    """Hash of the weights, the model class and ``extra`` (shape, precision, versions)."""
-    import torch
-
-    h = hashlib.sha256()
-    buf = io.BytesIO()
-    torch.save(model.state_dict(), buf)
-    h.update(buf.getvalue())
-    h.update(repr((type(model).__module__, type(model).__qualname__, EXPORT_VERSION, torch.__version__) + extra).encode())
-    return h.hexdigest()[:16]
 
 
 # --- torch -> ONNX ---------------------------------------------------------------------------
@@ -269,15 +213,6 @@ def _io_specs(path: Path) -> tuple[list[dict], list[dict]]:
     return [spec(v) for v in m.graph.input], [spec(v) for v in m.graph.output]
 
 
-def _versions() -> dict[str, str]:
-    import onnx
-    import onnxruntime
-    import torch
-
-    return {"torch": torch.__version__, "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__,
-            "export_version": str(EXPORT_VERSION)}
-
-
 def export_onnx(model: Any, name: str, *, chunk: int = 1, precision: str = "fp32", example: np.ndarray | None = None,
                 cache_root: str | os.PathLike[str] | None = None, opset: int = 17, verify: bool = True,
                 force: bool = False, progress: Progress | None = None) -> Artefact:
@@ -300,6 +235,10 @@ def export_onnx(model: Any, name: str, *, chunk: int = 1, precision: str = "fp32
         Engine cache directory (default: ``$EDGESTREAM_CACHE/engines``).
     force : bool
         Re-export even if a cached artefact exists.
+
+    A cached artefact is used only if its ``model.onnx`` matches the sha256 and size in its
+    manifest (written by the same export version for the same digest); otherwise it is exported
+    again, with a warning that names the model, the file and what was wrong.
     """
     from edgestream.core.checks import check_number, check_value
     from edgestream.core.paths import cache_dir
@@ -316,16 +255,30 @@ def export_onnx(model: Any, name: str, *, chunk: int = 1, precision: str = "fp32
     shape_tag = f"T{chunk}" if streaming else "x".join(str(d) for d in example.shape[1:])
     # int8 results depend on the CPU's integer kernels: one artefact per kernel family, verified there
     kernel = int8_kernel() if precision == "int8" else None
+    key = cache_key(model)
     digest = model_digest(model, name, streaming, example.shape[1:], chunk if streaming else None, precision, opset,
-                          *([kernel] if kernel else []))
+                          *([kernel] if kernel else []), key=key)
     target = root / "onnx" / f"{name}-{precision}-{shape_tag}-{digest}"
-    if (target / "manifest.json").is_file() and (target / "model.onnx").is_file() and not force:
-        report(f"{name}: using cached {precision} ONNX model {target}", progress)
-        return Artefact(target / "model.onnx", json.loads((target / "manifest.json").read_text()))
+    damaged = None
+    if target.exists() and not force:
+        try:
+            artefact = read_artefact(target, digest)
+        except ArtefactError as exc:  # swapped, truncated, unreadable, manifest missing: export it again
+            damaged = exc
+            message = f"{name}: the cached {precision} ONNX model {exc.path} is {exc.kind}: {exc.problem}; exporting it again"
+            log.warning(message)
+            report(f"WARNING: {message}", progress)
+        else:
+            report(f"{name}: using cached {precision} ONNX model {target}", progress)
+            return artefact
+    elif not force:
+        for old, why in stale_siblings(target, key):
+            report(f"{name}: the cached {precision} ONNX model {old / 'model.onnx'} is stale ({why}); exporting a new one",
+                   progress)
     if precision != "fp32":
         base = export_onnx(model, name, chunk=chunk, precision="fp32", example=example, cache_root=root, opset=opset,
                            verify=verify, force=force, progress=progress)
-    with _staging(target, replace=force) as tmp:
+    with staging(target, replace=force or damaged is not None) as tmp:
         t0 = time.perf_counter()
         if precision == "fp32":
             manifest = _export_fp32(model, name, streaming, chunk, example, tmp, opset, progress)
@@ -333,42 +286,19 @@ def export_onnx(model: Any, name: str, *, chunk: int = 1, precision: str = "fp32
             manifest = _derive(base, tmp, precision, progress)
         inputs, outputs = _io_specs(tmp / "model.onnx")
         manifest.update(name=name, precision=precision, digest=digest, opset=opset, inputs=inputs, outputs=outputs,
-                        versions=_versions(), model_class=f"{type(model).__module__}.{type(model).__qualname__}",
+                        versions=key["versions"], model_class=key["class"], key=key,
                         created=time.strftime("%Y-%m-%dT%H:%M:%S%z"), export_seconds=round(time.perf_counter() - t0, 3))
         artefact = Artefact(tmp / "model.onnx", manifest)
         if verify:
             manifest["verification"] = verify_artefact(model, artefact, progress=progress)
             manifest["verification"].update(verified_on())
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
-    report(f"{name}: {precision} ONNX model ready: {target / 'model.onnx'}", progress)
-    return Artefact(target / "model.onnx", json.loads((target / "manifest.json").read_text()))
-
-
-class _staging:
-    """Write into a temporary sibling directory, then move it into place (safe with concurrent exports)."""
-
-    def __init__(self, target: Path, replace: bool = False) -> None:
-        self.target = target
-        self.replace = replace  # force=True: the new export replaces an existing one
-
-    def __enter__(self) -> Path:
-        self.target.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.target.name}-", dir=self.target.parent))
-        return self.tmp
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is not None:
-            shutil.rmtree(self.tmp, ignore_errors=True)
-            return
-        if self.target.exists():
-            if not self.replace:  # another process finished the identical export first: keep theirs
-                shutil.rmtree(self.tmp, ignore_errors=True)
-                return
-            shutil.rmtree(self.target, ignore_errors=True)
-        try:
-            os.replace(self.tmp, self.target)
-        except OSError:  # lost a race to an identical export: keep theirs
-            shutil.rmtree(self.tmp, ignore_errors=True)
+        seal(tmp, manifest)  # sha256 and size of model.onnx, checked on every later use
+    if damaged is not None:
+        report(f"{name}: re-exported {precision} ONNX model {target / 'model.onnx'} (the cached one was {damaged.kind}: "
+               f"{damaged.problem})", progress)
+    else:
+        report(f"{name}: {precision} ONNX model ready: {target / 'model.onnx'}", progress)
+    return read_artefact(target, digest)
 
 
 def _export_fp32(model: Any, name: str, streaming: bool, chunk: int, example: np.ndarray, out: Path, opset: int,

@@ -13,7 +13,8 @@ import numpy as np
 
 import logging
 
-from edgestream.runners.export import FP32_TOLERANCE, Artefact, ExportError, Progress, example_input, report
+from edgestream.runners.artefact import Artefact, ExportError, Progress, report
+from edgestream.runners.export import FP32_TOLERANCE, example_input
 
 log = logging.getLogger(__name__)
 

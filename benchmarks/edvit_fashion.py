@@ -32,10 +32,10 @@ import numpy as np
 import torch
 
 from edgestream.models import create_model
-from edgestream.split.plan import SplitPlan
-from edgestream.split.planner import SplitConfig, device_specs, make_plan
+from edgestream.split.plan import SplitPlan, device_specs
 from edgestream.split.runtime import InProcessBackend, SplitRuntime
 from edgestream.train import TrainConfig, evaluate, fit, read_checkpoint, save_checkpoint
+from edgestream.train.edvit import SplitConfig, make_plan
 from edgestream.train.vision import FASHION_MNIST_CLASSES, load_idx_dataset, stratified_split
 
 BENCH = "edvit_fashion"

@@ -97,7 +97,7 @@ def _load_model(model: str, overrides: tuple[str, ...]):
     kwargs = {".".join(k): v for k, v in parse_set(overrides)}
     path = Path(model).expanduser()
     if path.is_file():
-        from edgestream.train.checkpoint import load_checkpoint
+        from edgestream.models import load_checkpoint
 
         net, blob = load_checkpoint(path, **kwargs)
         return net.float().eval(), blob["manifest"]["model"]

@@ -44,8 +44,10 @@ def plan_cmd(checkpoint, model, data, devices, out_dir, submodels, class_split, 
     import torch
 
     from edgestream.models import create_model
-    from edgestream.split.planner import SplitConfig, device_specs, make_plan
-    from edgestream.train import TrainConfig, fit, load_checkpoint, save_checkpoint
+    from edgestream.models import load_checkpoint
+    from edgestream.split.plan import device_specs
+    from edgestream.train import TrainConfig, fit, save_checkpoint
+    from edgestream.train.edvit import SplitConfig, make_plan
     from edgestream.train.vision import FASHION_MNIST_CLASSES, load_idx_dataset, stratified_split
 
     logging.getLogger("edgestream").setLevel(logging.INFO)  # progress of the four steps

@@ -170,7 +170,8 @@ class EuclideanAlign(Stage):
     def _build(self, info: StreamInfo) -> StreamInfo:
         self._calibration = None
         if self.checkpoint is not None:
-            from edgestream.train.checkpoint import read_checkpoint
+            # lazy: dsp sits below models (models use dsp.periods); only a stage given a checkpoint reaches up
+            from edgestream.models.checkpoint import read_checkpoint
 
             state, names = alignment_from_extra(read_checkpoint(self.checkpoint).get("extra", {}),
                                                 f"checkpoint {self.checkpoint!r}", self.eps)

@@ -25,8 +25,9 @@ from torch import nn
 
 from edgestream.core.checks import check_number, check_value, described, fail
 from edgestream.core.errors import ValidationError
+from edgestream.models.factory import create_model
 from edgestream.models.layers.attention import ATTENTION_SCALES, MultiHeadSelfAttention
-from edgestream.models.registry import MODELS, create_model, register_model
+from edgestream.models.registry import MODELS, register_model
 
 class TransformerBlock(nn.Module):
     """Pre-LN block: ``x += Drop(MHA(LN x))``; ``x += Drop(FFN(LN x))``."""

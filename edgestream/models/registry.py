@@ -6,7 +6,7 @@
     def lmuformer_scv2(**overrides):
         return LMUFormer(**({"in_channels": 128, "n_classes": 35} | overrides))
 
-    model = create_model("lmuformer_scv2", n_classes=10)
+    model = create_model("lmuformer_scv2", n_classes=10)   # edgestream.models.factory
 
 Tags used across edgestream:
 
@@ -35,18 +35,6 @@ def register_model(fn: Callable[..., Any] | None = None, **tags: Any):
         return MODELS.register(f.__name__, **tags)(f)
 
     return decorate
-
-
-def create_model(name: str, /, *, device: Any = None, dtype: Any = None, **overrides: Any) -> Any:
-    """Create a registered model by name with keyword overrides of its configuration.
-
-    ``device``/``dtype`` move the module after construction (never ``.cuda()`` inside models).
-    Unknown names raise with close-match suggestions; unknown overrides list valid ones.
-    """
-    model = MODELS.create(name, **overrides)
-    if device is not None or dtype is not None:
-        model = model.to(device=device, dtype=dtype)
-    return model
 
 
 def list_models(**tags: Any) -> list[str]:

@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from edgestream.core.errors import ConfigError
-from edgestream.train.checkpoint import _plain, file_sha256, git_revision, read_checkpoint
+from edgestream.core.provenance import file_sha256, git_revision, to_plain
+from edgestream.models.checkpoint import read_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +143,7 @@ def write_manifest(path: str | Path, manifest: Mapping[str, Any]) -> Path:
     """Write atomically (a reader never sees half a manifest)."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(manifest, indent=2, default=_plain) + "\n")
+    tmp.write_text(json.dumps(manifest, indent=2, default=to_plain) + "\n")
     tmp.replace(path)
     return path
 

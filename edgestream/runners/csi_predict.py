@@ -126,12 +126,10 @@ class CSIPredict(Stage):
 
     # --- build ---------------------------------------------------------------------------
     def _load_model(self) -> Any:
-        from edgestream.models import create_model, model_tags
+        from edgestream.models import create_model, load_checkpoint, model_tags
 
         name = self.model
         if self.checkpoint:
-            from edgestream.train.checkpoint import load_checkpoint
-
             net, blob = load_checkpoint(self.checkpoint, **self.overrides)
             stored = blob["manifest"]["model"]
             if name and stored != name:

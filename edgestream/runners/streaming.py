@@ -78,11 +78,9 @@ class StreamingModelStage(Stage):
 
     # --- build ---------------------------------------------------------------------------
     def _load(self, n_channels: int) -> tuple[Any, str, dict[str, Any]]:
-        from edgestream.models import MODELS, create_model
+        from edgestream.models import MODELS, create_model, load_checkpoint
 
         if self.checkpoint is not None:
-            from edgestream.train.checkpoint import load_checkpoint
-
             net, blob = load_checkpoint(self.checkpoint, **self.overrides)
             return net, blob["manifest"]["model"], blob
         if self.model not in MODELS or MODELS.get(self.model).tags.get("kind") != "streaming":

@@ -70,7 +70,7 @@ class WindowModel(Stage):
 
     def _load(self) -> tuple[Any, str, dict[str, Any]]:
         if self.checkpoint is not None:
-            from edgestream.train.checkpoint import load_checkpoint
+            from edgestream.models import load_checkpoint
 
             net, blob = load_checkpoint(self.checkpoint, **self.overrides)
             return net, blob["manifest"]["model"], blob

@@ -1,15 +1,16 @@
 """ED-ViT: split a vision transformer across networked edge devices, and run it on Ray.
 
 Four steps (Liu et al. 2024, "Splitting Vision Transformer for Distributed Inference on Edge
-Devices"), each a module here: :mod:`~edgestream.split.classes` (split the K classes into S
-subsets), :mod:`~edgestream.split.prune` (class-wise pruning of heads and MLP neurons to each
-device's memory budget), fine-tuning with distillation from the dense model
-(:func:`edgestream.train.fit` with ``teacher=``), :mod:`~edgestream.split.fusion` (an MLP over
-the sub-models' CLS features, trained with sub-models dropped at random) and
-:mod:`~edgestream.split.assign` (sub-models to devices by makespan under memory budgets).
-:func:`~edgestream.split.planner.make_plan` runs them and writes a :class:`~edgestream.split.plan.SplitPlan`
-file; :mod:`~edgestream.split.runtime` runs a plan in process, :mod:`~edgestream.split.ray_backend`
-on a Ray cluster.
+Devices"): :mod:`~edgestream.split.classes` (split the K classes into S subsets),
+:mod:`~edgestream.split.prune` (class-wise pruning of heads and MLP neurons to each device's
+memory budget), fine-tuning with distillation from the dense model (:func:`edgestream.train.fit`
+with ``teacher=``), :mod:`~edgestream.split.fusion` (an MLP over the sub-models' CLS features,
+trained with sub-models dropped at random) and :mod:`~edgestream.split.assign` (sub-models to
+devices by makespan under memory budgets). :func:`edgestream.train.edvit.make_plan` runs them and
+writes a :class:`~edgestream.split.plan.SplitPlan` file — it lives in ``train/`` because two
+steps train, so this package (what a device needs to run a plan) never imports training.
+:mod:`~edgestream.split.runtime` runs a plan in process, :mod:`~edgestream.split.ray_backend` on
+a Ray cluster.
 
 README section
 --------------
@@ -81,8 +82,7 @@ Library use::
 from edgestream.split.assign import Job, Machine, assign, greedy_assign, makespan, round_robin
 from edgestream.split.classes import CLASS_SPLITS, balanced_split, confusion_split, split_classes
 from edgestream.split.fusion import FusionMLP, SubmodelDrop, fusion_input
-from edgestream.split.plan import DeviceSpec, SplitPlan, SubModelSpec, load_plan, resource_name
-from edgestream.split.planner import SplitConfig, device_specs, make_plan
+from edgestream.split.plan import DeviceSpec, SplitPlan, SubModelSpec, device_specs, load_plan, resource_name
 from edgestream.split.prune import SCORES, compute_scores, plan_pruning, prune_to_budget
 from edgestream.split.runtime import Backend, InProcessBackend, Prediction, SplitRuntime
 
@@ -102,7 +102,7 @@ def __getattr__(name: str):
 
 __all__ = [
     "CLASS_SPLITS", "SCORES", "Backend", "DeviceSpec", "FusionMLP", "InProcessBackend", "Job", "LocalCluster", "Machine",
-    "Prediction", "RayBackend", "SplitConfig", "SplitPlan", "SplitRuntime", "SubModelSpec", "SubmodelDrop", "assign",
+    "Prediction", "RayBackend", "SplitPlan", "SplitRuntime", "SubModelSpec", "SubmodelDrop", "assign",
     "balanced_split", "compute_scores", "confusion_split", "device_specs", "fusion_input", "greedy_assign", "load_plan",
-    "makespan", "make_plan", "plan_pruning", "prune_to_budget", "resource_name", "round_robin", "split_classes",
+    "makespan", "plan_pruning", "prune_to_budget", "resource_name", "round_robin", "split_classes",
 ]

@@ -24,11 +24,13 @@ import json
 import os
 import re
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import yaml
 
 from edgestream.core.checks import check_keys, fail
+from edgestream.core.device import load_profile
 from edgestream.core.errors import ConfigError
 
 PLAN_VERSION = 1
@@ -53,6 +55,34 @@ class DeviceSpec:
     @property
     def resource(self) -> str:
         return resource_name(self.name)
+
+
+def device_specs(entries: Sequence[str]) -> list[DeviceSpec]:
+    """Device instances from ``"NAME=PROFILE"`` or ``"PROFILE"`` entries (repeats get ``-2``, ``-3`` ...).
+
+    Parameters
+    ----------
+    entries : sequence of str
+        ``--device`` values: ``"box-a=edge-small"``, or a bare profile name used as the name too.
+
+    Returns
+    -------
+    list of DeviceSpec
+        One per entry, budgets and speeds read from the named device profile.
+    """
+    specs: list[DeviceSpec] = []
+    seen: dict[str, int] = {}
+    for entry in entries:
+        name, _, profile_name = entry.partition("=") if "=" in entry else (entry, "", entry)
+        if not name or not profile_name:
+            fail("--device", "be NAME=PROFILE or PROFILE", entry, "e.g. --device box-a=edge-small")
+        profile = load_profile(profile_name)
+        seen[name] = seen.get(name, 0) + 1
+        if seen[name] > 1:
+            name = f"{name}-{seen[name]}"
+        specs.append(DeviceSpec(name, profile.name, float(profile.memory_budget_mb), float(profile.compute_gflops),
+                                float(profile.network_mbps), int(profile.threads)))
+    return specs
 
 
 @dataclasses.dataclass(frozen=True)

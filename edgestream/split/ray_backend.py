@@ -21,10 +21,10 @@ import numpy as np
 
 from edgestream.core.checks import check_number
 from edgestream.core.errors import StateError
+from edgestream.models.checkpoint import read_checkpoint
 from edgestream.split.cluster import require_token_auth
 from edgestream.split.plan import SplitPlan
 from edgestream.split.runtime import Backend, Gathered
-from edgestream.train import read_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ class SubModelWorker:
     def __init__(self, blobs: list[dict[str, Any]], threads: int = 1) -> None:
         import torch
 
-        from edgestream.train.checkpoint import model_from_checkpoint
+        from edgestream.models import model_from_checkpoint
 
         torch.set_num_threads(max(1, int(threads)))
         self.models = [model_from_checkpoint(b, where="shipped sub-model") for b in blobs]

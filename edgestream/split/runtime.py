@@ -21,10 +21,10 @@ import numpy as np
 import torch
 
 from edgestream.core.errors import DataError, StateError
+from edgestream.models import load_checkpoint, read_checkpoint
 from edgestream.models.vit import VisionTransformer
 from edgestream.split.fusion import FusionMLP, fusion_input
 from edgestream.split.plan import SplitPlan, SubModelSpec
-from edgestream.train import load_checkpoint, read_checkpoint
 
 # Device states reported per frame (and on the EDViTStatus stream, as their index).
 DEVICE_STATES = ("ok", "late", "down", "waiting")

@@ -25,8 +25,9 @@ import numpy as np
 
 from edgestream.core.checks import check_number
 from edgestream.core.errors import ConfigError
+from edgestream.core.provenance import file_sha256
 from edgestream.dsp import alignment
-from edgestream.train.checkpoint import file_sha256, save_checkpoint
+from edgestream.train.checkpoint import save_checkpoint
 from edgestream.train.epochs import EpochSet, EventMap, make_epochs, preprocess, split_train_val
 from edgestream.train.loop import TrainConfig, TrainResult, evaluate, fit
 from edgestream.train.recipes import Recipe, TrialShape, get_recipe

@@ -23,8 +23,9 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from edgestream.core.provenance import file_sha256
 from edgestream.dsp.periods import PeriodSet, extract_periods
-from edgestream.train.checkpoint import file_sha256, save_checkpoint
+from edgestream.train.checkpoint import save_checkpoint
 from edgestream.train.loop import TrainConfig, TrainResult, evaluate, fit
 from edgestream.train.splits import stratified_split
 from edgestream.train.uea import UEADataset, fill_missing, load_uea

@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from edgestream.cli.main import cli
-from edgestream.train.checkpoint import file_sha256
+from edgestream.core.provenance import file_sha256
 
 pytestmark = pytest.mark.timeout(300)
 

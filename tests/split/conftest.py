@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from edgestream.models import create_model
-from edgestream.split.planner import SplitConfig, device_specs, make_plan
+from edgestream.split.plan import device_specs
 from edgestream.train import TrainConfig, fit
+from edgestream.train.edvit import SplitConfig, make_plan
 from edgestream.train.vision import FASHION_MNIST_CLASSES, load_idx_dataset
 
 TINY = {"dim": 32, "depth": 2, "n_heads": 4, "mlp_hidden": 64, "patch_size": 7}

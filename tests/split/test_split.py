@@ -182,7 +182,7 @@ def test_in_process_runtime_fuses_and_masks_a_missing_device(tiny_plan, fashion,
 
 
 def test_plan_devices_come_from_profiles_with_name_prefixes():
-    from edgestream.split.planner import device_specs
+    from edgestream.split.plan import device_specs
 
     specs = device_specs(["edge-small", "edge-small", "cam=rpi5"])
     assert [s.name for s in specs] == ["edge-small", "edge-small-2", "cam"]

@@ -2,9 +2,14 @@
 
 ::
 
-    devices = device_specs(["box-a=edge-small", "box-b=edge-small"])
+    devices = device_specs(["box-a=edge-small", "box-b=edge-small"])     # edgestream.split.plan
     plan = make_plan(dense, "vit_tiny_28", (x_train, y_train), (x_val, y_val), devices, "out/", SplitConfig())
     # out/plan.yaml, out/sub0.pt, out/sub1.pt, out/fusion.pt
+
+Planning lives in ``train/`` because two of its four steps train (fine-tuning the sub-models
+with distillation, and the fusion MLP) and it writes checkpoints. The steps that do not train
+— class split, pruning, assignment, the plan file — stay in :mod:`edgestream.split`, with the
+runtime that executes a plan; this module composes them, so ``split`` never imports training.
 """
 
 from __future__ import annotations
@@ -20,14 +25,14 @@ import torch
 from torch import nn
 
 from edgestream.core.checks import check_number, check_value, fail
-from edgestream.core.device import load_profile
 from edgestream.models.vit import VisionTransformer
 from edgestream.split.assign import Job, Machine, assign, job_seconds, makespan
 from edgestream.split.classes import CLASS_SPLITS, split_classes
 from edgestream.split.fusion import FusionMLP, fusion_input
 from edgestream.split.plan import DeviceSpec, SplitPlan, SubModelSpec
 from edgestream.split.prune import SCORES, compute_scores, plan_pruning
-from edgestream.train import TrainConfig, evaluate, fit, save_checkpoint
+from edgestream.train.checkpoint import save_checkpoint
+from edgestream.train.loop import TrainConfig, evaluate, fit
 
 log = logging.getLogger(__name__)
 MB = 2.0**20
@@ -63,23 +68,6 @@ class SplitConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
-
-
-def device_specs(entries: Sequence[str]) -> list[DeviceSpec]:
-    """Device instances from ``"NAME=PROFILE"`` or ``"PROFILE"`` entries (repeats get ``-2``, ``-3`` ...)."""
-    specs: list[DeviceSpec] = []
-    seen: dict[str, int] = {}
-    for entry in entries:
-        name, _, profile_name = entry.partition("=") if "=" in entry else (entry, "", entry)
-        if not name or not profile_name:
-            fail("--device", "be NAME=PROFILE or PROFILE", entry, "e.g. --device box-a=edge-small")
-        profile = load_profile(profile_name)
-        seen[name] = seen.get(name, 0) + 1
-        if seen[name] > 1:
-            name = f"{name}-{seen[name]}"
-        specs.append(DeviceSpec(name, profile.name, float(profile.memory_budget_mb), float(profile.compute_gflops),
-                                float(profile.network_mbps), int(profile.threads)))
-    return specs
 
 
 class SubsetTeacher(nn.Module):
@@ -163,7 +151,7 @@ def make_plan(
     train, val : (images (n, C, H, W) float32 in [0, 1], labels (n,) int64)
         Fine-tuning data and the held-out split used for model selection and the confusion split.
     devices : list of DeviceSpec
-        Device instances (see :func:`device_specs`); their memory budgets bound the sub-models.
+        Device instances (see :func:`edgestream.split.plan.device_specs`); their memory budgets bound the sub-models.
     """
     cfg = config or SplitConfig()
     out = Path(out_dir)

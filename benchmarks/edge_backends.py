@@ -59,7 +59,8 @@ def bench_streaming(name: str, args) -> None:
     import torch
 
     from edgestream.models import create_model
-    from edgestream.runners.export import example_input, output_error
+    from edgestream.models.inputs import example_input
+    from edgestream.runners.export_verify import output_error
 
     torch.manual_seed(0)
     model = create_model(name).float().eval()
@@ -117,7 +118,8 @@ def bench_window(name: str, args) -> None:
     import torch
 
     from edgestream.models import create_model
-    from edgestream.runners.export import example_input, output_error
+    from edgestream.models.inputs import example_input
+    from edgestream.runners.export_verify import output_error
 
     torch.manual_seed(0)
     model = create_model(name).float().eval()

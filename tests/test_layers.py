@@ -38,12 +38,7 @@ PACKAGE = "edgestream"
 # Module-level import cycles that predate the contract; each entry is the set of modules of one
 # strongly connected component of the import-time graph. Debt, not design: remove an entry when
 # its cycle is broken (the contract then insists).
-KNOWN_CYCLES: tuple[frozenset[str], ...] = (
-    # export re-exports export_verify's functions at its bottom (callers treat verification as part
-    # of export) while export_verify takes FP32_TOLERANCE and example_input from export. Issue 17
-    # point 6 breaks it; export.py and export_verify.py are being changed by another task.
-    frozenset({"edgestream.runners.export", "edgestream.runners.export_verify"}),
-)
+KNOWN_CYCLES: tuple[frozenset[str], ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)

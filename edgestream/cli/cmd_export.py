@@ -40,8 +40,9 @@ def command(model: str, backend: str, precision: str | None, chunk: int | None, 
     import shutil
 
     from edgestream.core.device import load_profile
+    from edgestream.models.inputs import example_input, is_streaming
     from edgestream.runners.backend import graph_precision, open_session, profile_for, warm_up
-    from edgestream.runners.export import example_input, export_onnx, is_streaming, show_progress
+    from edgestream.runners.export import export_onnx, show_progress
 
     show_progress()
     net, name = _load_model(model, overrides)
@@ -108,7 +109,7 @@ def _example(net, shape: str | None):
     import numpy as np
 
     from edgestream.core.errors import ConfigError
-    from edgestream.runners.export import example_input
+    from edgestream.models.inputs import example_input
 
     if shape is None:
         return example_input(net, 1)

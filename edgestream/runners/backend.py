@@ -171,7 +171,7 @@ def export_checked(model: Any, label: str, precision: str, **kw: Any) -> Artefac
     """Export at ``precision``; an int8 artefact over its error bound on this CPU gives way to fp32 (logged).
 
     The export's verification measures the int8 outputs against torch on this machine's kernels
-    (see :data:`edgestream.runners.export.INT8_MAX_REL`); a profile asks for int8 for speed, never
+    (see :data:`edgestream.runners.export_verify.INT8_MAX_REL`); a profile asks for int8 for speed, never
     for worse outputs.
     """
     artefact = export_onnx(model, label, precision=precision, **kw)

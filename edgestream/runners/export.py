@@ -40,18 +40,16 @@ import numpy as np
 
 from edgestream.core.cpu import cpu_features, int8_kernel
 from edgestream.core.errors import ConfigError, EdgestreamError
+from edgestream.models.inputs import example_input, is_streaming  # noqa: F401  (also imported from here)
 from edgestream.runners.artefact import (Artefact, ArtefactError, ExportError, Progress, cache_key, model_digest,
                                          read_artefact, report, seal, stale_siblings, staging)
 from edgestream.runners.artefact import EXPORT_VERSION, progress_log, show_progress  # noqa: F401  (imported from here)
+from edgestream.runners.export_verify import (FP32_TOLERANCE, INT8_MAX_REL, output_error,  # noqa: F401  (imported from here)
+                                              state_error, verify_artefact)
 
 log = logging.getLogger(__name__)
 
 PRECISIONS = ("fp32", "fp16", "int8")
-FP32_TOLERANCE = {"atol": 1e-4, "rtol": 1e-3}  # |onnx - torch| <= atol + rtol * max|torch| (float32 kernels differ)
-# int8: the largest output change vs torch, relative to the output's scale, that an artefact may
-# have on the CPU it is verified on. Quantisation noise measured 0.0002-0.043 over the registered
-# models on x86-64 with and without VNNI; the old full-range weights saturated to 0.41-0.52 on AVX2.
-INT8_MAX_REL = 0.1
 # Dynamic quantisation: uint8 activations x int8 weights in a 7-bit range (reduce_range). x86-64 CPUs
 # without VNNI sum pairs of uint8 x int8 products in 16 bits with saturation (vpmaddubsw); with
 # weights of magnitude <= 64 a pair stays within 2 * 255 * 64 = 32640 <= 32767, so every CPU computes the
@@ -60,47 +58,6 @@ INT8_MAX_REL = 0.1
 # figure on both. Per-channel scales did not help consistently; uint8 weights were no faster.
 INT8_SCHEME = {"activations": "uint8 (dynamic, per tensor)", "weights": "int8 per tensor, magnitude <= 64 (reduce_range)",
                "per_channel": False, "ops": ["MatMul", "Gemm", "GRU", "LSTM", "Attention"]}
-
-
-# --- what to feed a model ---------------------------------------------------------------------
-
-_CHANNEL_ATTRS = ("in_channels", "n_channels", "input_size", "in_features", "n_inputs")
-_TIME_ATTRS = ("n_times", "seq_len", "window", "n_steps", "history")
-
-
-def is_streaming(model: Any) -> bool:
-    from edgestream.models.base import StreamingModule
-
-    return isinstance(model, StreamingModule)
-
-
-def example_input(model: Any, batch: int = 1, steps: int = 1) -> np.ndarray:
-    """A zero input of the shape ``model`` takes, float32.
-
-    Streaming models get ``(batch, steps, C_in)``; other models ``(batch, C, T)``. Models state
-    their shape with ``example_input(batch)`` (preferred) or attributes (``in_channels`` /
-    ``n_channels`` and ``n_times`` / ``seq_len``).
-    """
-    fn = getattr(model, "example_input", None)
-    if callable(fn):
-        try:
-            x = fn(batch=batch, steps=steps) if is_streaming(model) else fn(batch=batch)
-        except TypeError:
-            x = fn(batch)
-        x = x.detach().cpu().float().numpy() if hasattr(x, "detach") else np.asarray(x, np.float32)
-        if is_streaming(model) and x.shape[1] != steps:
-            x = np.zeros((x.shape[0], steps) + x.shape[2:], np.float32)
-        return np.zeros_like(x, dtype=np.float32)
-    channels = next((getattr(model, a) for a in _CHANNEL_ATTRS if isinstance(getattr(model, a, None), int)), None)
-    if channels is None:
-        raise ConfigError(
-            f"model {type(model).__name__} must state its input shape to be exported; got none of the attributes "
-            f"{', '.join(_CHANNEL_ATTRS)} and no example_input(). Add example_input(batch=1) returning a zero input tensor."
-        )
-    if is_streaming(model):
-        return np.zeros((batch, steps, channels), np.float32)
-    times = next((getattr(model, a) for a in _TIME_ATTRS if isinstance(getattr(model, a, None), int)), 256)
-    return np.zeros((batch, channels, times), np.float32)
 
 
 # --- torch -> ONNX ---------------------------------------------------------------------------
@@ -386,6 +343,3 @@ class _quiet_quantizer:
     def __exit__(self, *exc: Any) -> None:
         logging.getLogger().removeFilter(self.filter)
 
-
-# Verification lives in its own module; re-exported here because callers treat it as part of export.
-from edgestream.runners.export_verify import output_error, state_error, verify_artefact  # noqa: E402,F401

@@ -2,21 +2,27 @@
 
 A streaming model is run over a seeded sequence in calls of ``chunk`` steps with the state
 carried, both in torch and in the graph; outputs and final state tensors are compared. A float32
-artefact that differs beyond tolerance is an :class:`~edgestream.runners.export.ExportError`.
+artefact that differs beyond tolerance is an :class:`~edgestream.runners.artefact.ExportError`;
+an int8 artefact over :data:`INT8_MAX_REL` is marked and warned about.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
 
-import logging
-
+from edgestream.models.inputs import example_input
 from edgestream.runners.artefact import Artefact, ExportError, Progress, report
-from edgestream.runners.export import FP32_TOLERANCE, example_input
 
 log = logging.getLogger(__name__)
+
+FP32_TOLERANCE = {"atol": 1e-4, "rtol": 1e-3}  # |onnx - torch| <= atol + rtol * max|torch| (float32 kernels differ)
+# int8: the largest output change vs torch, relative to the output's scale, that an artefact may
+# have on the CPU it is verified on. Quantisation noise measured 0.0002-0.043 over the registered
+# models on x86-64 with and without VNNI; the old full-range weights saturated to 0.41-0.52 on AVX2.
+INT8_MAX_REL = 0.1
 
 
 def _torch_reference(model: Any, xs: np.ndarray, chunk: int | None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -164,9 +170,8 @@ def verify_artefact(model: Any, artefact: Artefact, progress: Progress | None = 
 def _check_int8(name: str, out: dict[str, Any], progress: Progress | None) -> None:
     """Hold an int8 artefact to the bound on this CPU: over it, mark it and warn (backends then run fp32)."""
     from edgestream.core.cpu import int8_kernel
-    from edgestream.runners import export
 
-    bound = export.INT8_MAX_REL
+    bound = INT8_MAX_REL
     out["bound"] = {"max_rel": bound}
     rel = out["vs_torch"]["max_rel"]
     if rel > bound:

@@ -11,7 +11,7 @@ import torch
 
 from edgestream.core import ConfigError, StateError
 from edgestream.models import MODELS, create_model, list_models, model_tags
-from edgestream.runners.export import example_input
+from edgestream.models.inputs import example_input
 from edgestream.testing import randomize_norm_stats
 
 

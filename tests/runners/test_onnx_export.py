@@ -160,10 +160,10 @@ def test_int8_weights_leave_no_room_for_16_bit_saturation(cache):
 
 
 def test_int8_over_its_bound_warns_and_backends_run_fp32(tmp_path, monkeypatch, caplog):
-    from edgestream.runners import export
+    from edgestream.runners import export_verify
 
     monkeypatch.setenv("EDGESTREAM_CACHE", str(tmp_path))
-    monkeypatch.setattr(export, "INT8_MAX_REL", 1e-9)  # any real int8 change is over this
+    monkeypatch.setattr(export_verify, "INT8_MAX_REL", 1e-9)  # any real int8 change is over this
     model = fresh("gru_stream_s")
     messages = []
     art = export_onnx(model, "gru_stream_s", chunk=2, precision="int8", progress=messages.append)

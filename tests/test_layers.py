@@ -10,8 +10,9 @@ calls. Rules:
 * ``core-at-bottom`` — ``edgestream.core`` imports no other edgestream package.
 * ``models-below-runtime`` — ``edgestream.models`` (registry, factory, checkpoint reading) imports
   only ``edgestream.core`` and ``edgestream.dsp``: a model and its checkpoint load without the
-  pipeline, runners, sources or training. (``dsp`` because MPTSNet's torch DFT helpers live in
-  ``dsp/periods.py`` until issue 17 point 6 moves them to ``models/layers/``.)
+  pipeline, runners, sources or training. (``dsp`` because MPTSNet's layers take the period rule —
+  ``nearest_bins``, ``default_periods`` — from ``dsp/periods.py``; its torch DFT helpers live in
+  ``models/layers/periods.py``.)
 * ``no-cycles`` — no import cycle between edgestream modules at import time (module level, outside
   ``TYPE_CHECKING``; a lazy import inside a function runs after both modules exist). Cycles that
   predate this contract are listed in :data:`KNOWN_CYCLES` so the debt stays visible; one that is

@@ -15,15 +15,15 @@ The rule (``specs/MODELS.md`` §4), used everywhere in this module:
 Amplitudes are in the units of the input signal (a pure sine of amplitude ``a`` on an exact bin
 gives ``A = a``). Periods are integers in samples; the tracker can also publish them in seconds.
 
-Per-window weights for a model (:func:`period_amplitudes`, torch, detached): the amplitude at the
-bin nearest ``T/p`` (:func:`nearest_bins`) of the channel-mean of each window.
+The torch side a model needs (per-window weights, exportable as matmuls) is in
+:mod:`edgestream.models.layers.periods`; it uses :func:`nearest_bins` from here.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -32,9 +32,6 @@ from edgestream.core.chunk import Chunk, StreamInfo
 from edgestream.core.errors import DataError, ValidationError
 from edgestream.core.stage import STAGES, Stage
 from edgestream.dsp.windows import Window
-
-if TYPE_CHECKING:
-    import torch
 
 FIRST_BIN = 2  # bins 0 (mean) and 1 (one cycle per window) are never periods
 
@@ -168,44 +165,6 @@ def nearest_bins(length: int, periods: Sequence[int]) -> list[int]:
     """For each period, the bin in ``0 … length//2 − 1`` nearest to ``length / p`` (lower bin on ties)."""
     grid = np.arange(length // 2)
     return [int(np.argmin(np.abs(grid - length / p))) for p in periods]
-
-
-def dft_basis(length: int, periods: Sequence[int], *, dtype: Any = None, device: Any = None) -> torch.Tensor:
-    """Cosine and sine rows at each period's nearest bin: tensor (2, length, k), float64 by default.
-
-    ``x @ basis[0]`` and ``x @ basis[1]`` are the real part and minus the imaginary part of the
-    DFT at those bins; :func:`period_amplitudes` uses it so the computation is plain matmuls
-    (exportable to ONNX, where FFT operators are not portable).
-    """
-    import torch
-
-    bins = torch.tensor(nearest_bins(length, periods), dtype=torch.float64)
-    t = torch.arange(length, dtype=torch.float64)
-    angle = 2.0 * torch.pi * t[:, None] * bins[None, :] / length  # (T, k)
-    basis = torch.stack([torch.cos(angle), torch.sin(angle)])
-    return basis.to(dtype=dtype or torch.float64, device=device)
-
-
-def period_amplitudes(x: torch.Tensor, periods: Sequence[int] | None = None, *, basis: torch.Tensor | None = None) -> torch.Tensor:
-    """Per-window weight of each period: amplitude at the bin nearest ``T/p`` of the channel mean.
-
-    Parameters
-    ----------
-    x : Tensor (B, C, T)
-    periods : the k periods (samples); or pass a precomputed ``basis`` from :func:`dft_basis`.
-
-    Returns
-    -------
-    Tensor (B, k), detached, in the units of ``x`` — ``(2/T)|Y[f_p]|``.
-    """
-    if basis is None:
-        if periods is None:
-            fail("periods", "be given when basis is not", None)
-        basis = dft_basis(x.shape[-1], periods, dtype=x.dtype, device=x.device)
-    mean = x.detach().mean(dim=1)  # (B, T)
-    re = mean @ basis[0]  # (B, k)
-    im = mean @ basis[1]
-    return (re * re + im * im).sqrt() * (2.0 / x.shape[-1])
 
 
 # --- streaming tracker ---------------------------------------------------------------------
@@ -356,5 +315,5 @@ def _common_unit(units: Sequence[str]) -> str:
 
 __all__ = [
     "FIRST_BIN", "PeriodSet", "PeriodTracker", "amplitude_spectrum", "default_periods",
-    "dft_basis", "extract_periods", "nearest_bins", "period_amplitudes", "top_periods", "top_periods_many",
+    "extract_periods", "nearest_bins", "top_periods", "top_periods_many",
 ]

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from edgestream.models.csi4cast_layers import ARL, CSIEmbedding, Denoiser
+from edgestream.models.layers.csi4cast import ARL, CSIEmbedding, Denoiser
 from edgestream.models.csi_predictor import CSIPredictor, sample_normalise
 from edgestream.models.registry import register_model
 

@@ -19,7 +19,7 @@ per model (the head is ``Linear(d·T → classes)``); pad shorter windows with z
 Segments are contiguous by default (``[0..p−1], [p..2p−1], …`` as the paper draws them); the
 reference code's reshape yields strided segments (``layout="strided"``: segment j holds steps
 ``j, j+L/p, j+2L/p, …``). The period weights are the FFT amplitudes at each period's bin of the
-block input's channel mean, detached (:func:`edgestream.dsp.periods.period_amplitudes`), computed
+block input's channel mean, detached (:func:`edgestream.models.layers.periods.period_amplitudes`), computed
 with a cosine/sine basis so the whole forward pass is torch matmuls and exports to ONNX.
 """
 
@@ -36,7 +36,8 @@ from torch import nn
 from edgestream.core.checks import check_number, check_value, described, fail
 from edgestream.core.errors import DataError, StateError
 from edgestream.core.registry import check_kwargs
-from edgestream.dsp.periods import default_periods, dft_basis, period_amplitudes
+from edgestream.dsp.periods import default_periods
+from edgestream.models.layers.periods import dft_basis, period_amplitudes
 from edgestream.models.layers.cls_transformer import ClsTransformer, sinusoidal_table
 from edgestream.models.layers.inception import InceptionCNN
 from edgestream.models.registry import register_model

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from edgestream.core.errors import DataError
 from edgestream.models import create_model, list_models
-from edgestream.models.csi4cast_layers import (
+from edgestream.models.layers.csi4cast import (
     ARLayer,
     CSIEmbedding,
     GridDown,

@@ -10,14 +10,13 @@ from edgestream.core import STAGES, Chunk, ConfigError, DataError, StreamInfo, V
 from edgestream.dsp.periods import (
     amplitude_spectrum,
     default_periods,
-    dft_basis,
     extract_periods,
     nearest_bins,
-    period_amplitudes,
     top_periods,
     top_periods_many,
     top_periods_ref,
 )
+from edgestream.models.layers.periods import dft_basis, period_amplitudes
 from edgestream.testing import assert_streaming_equals_offline, make_chunk, split_chunk
 
 

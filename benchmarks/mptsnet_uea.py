@@ -2,7 +2,7 @@
 
 What it measures (one JSON object per line: ``bench``, ``metric``, ``value``, ``unit`` + context):
 
-1. ``mptsnet`` (paper sizes) trained with :func:`edgestream.train.mptsnet.train_mptsnet`: 20 % of
+1. ``mptsnet`` (paper sizes) trained with :func:`edgestream.train.mptsnet_fit.train_mptsnet`: 20 % of
    the training split held out per class for epoch selection / early stopping, the test split
    evaluated once with the selected weights. Also, for comparison only, the test accuracy of the
    best *test* epoch (the paper's and reference code's protocol, optimistic) — test accuracy is
@@ -33,7 +33,7 @@ import torch
 from edgestream.core import STAGES, StreamInfo
 from edgestream.dsp.periods import extract_periods
 from edgestream.testing import make_chunk
-from edgestream.train.mptsnet import DEFAULT_CONFIG, UEARun, train_mptsnet
+from edgestream.train.mptsnet_fit import DEFAULT_CONFIG, UEARun, train_mptsnet
 from edgestream.train.uea import fill_missing, find_dataset, load_uea
 
 BENCH = "mptsnet_uea"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from edgestream.cli._serve import apply_priority, priority_option
+from edgestream.cli.foreground import apply_priority, priority_option
 
 
 @click.command("play")
@@ -34,7 +34,7 @@ def command(file: str, speed: float, loop: bool, name: str | None, source_id: st
       edgestream play ../shared/data/eeg/mne_sample_audvis_raw.fif --picks eeg --loop
       edgestream play session.xdf --speed 4
     """
-    from edgestream.cli._serve import serve
+    from edgestream.cli.foreground import serve
     from edgestream.sources.player import FilePlayer
 
     apply_priority(priority)

@@ -37,7 +37,7 @@ def command(predicates: tuple[str, ...], record_all: bool, out: str, subject: st
       edgestream record --all --subject 01 --task rest --duration 60
       edgestream record -p "type='EEG'" -p "type='Markers'" --subject 01 --session 02 --task mi --run 3
     """
-    from edgestream.cli._serve import serve
+    from edgestream.cli.foreground import serve
     from edgestream.core.errors import ConfigError, StreamError
     from edgestream.record.naming import BidsName
     from edgestream.record.session import Recording, resolve_predicates

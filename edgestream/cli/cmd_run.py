@@ -7,7 +7,7 @@ import signal
 
 import click
 
-from edgestream.cli._serve import apply_priority, priority_option
+from edgestream.cli.foreground import apply_priority, priority_option
 
 
 @click.command("run")
@@ -53,7 +53,7 @@ def command(pipeline: str, device: str | None, duration: float | None, overrides
     profile = load_profile(device or spec.device or "cpu")  # logs each fallback decision
     recording = None
     if not no_record:
-        from edgestream.record.pipeline import PipelineRecording
+        from edgestream.record.pipeline_recording import PipelineRecording
 
         spec, recording = PipelineRecording.prepare(spec, list(overrides), profile, out=record_out,
                                                     on_problem=lambda m: click.echo(f"  warning: {m}", err=True))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from edgestream.cli._serve import apply_priority, priority_option
+from edgestream.cli.foreground import apply_priority, priority_option
 
 
 @click.group("simulate")
@@ -34,7 +34,7 @@ def eeg(channels: int, sfreq: float, chunk: int, name: str, source_id: str | Non
     Example:
       edgestream simulate eeg --channels 32 --sfreq 500 --counter --duration 60
     """
-    from edgestream.cli._serve import serve
+    from edgestream.cli.foreground import serve
     from edgestream.sources.simulate_eeg import EEGSimulator
 
     apply_priority(priority)
@@ -101,7 +101,7 @@ def csi(model: str, speed: float, delay_spread: float, snr: float | None, phase_
       edgestream simulate csi --model CDL-C --speed 30 --snr 20 --drop-prob 0.02
       edgestream run csi_predict          # in another terminal
     """
-    from edgestream.cli._serve import serve
+    from edgestream.cli.foreground import serve
     from edgestream.core.errors import ConfigError
     from edgestream.csi.channel import CSIConfig
     from edgestream.csi.noise import NoiseConfig

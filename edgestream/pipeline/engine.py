@@ -5,7 +5,7 @@ Stop conditions: the duration elapsed, every source finished, ``stop()`` was cal
 SIGTERM in the CLI), or a component raised — then everything is torn down in order and the
 error is re-raised after the summary was assembled.
 
-A ``recording`` hook (:class:`edgestream.record.pipeline.PipelineRecording`) is started once
+A ``recording`` hook (:class:`edgestream.record.pipeline_recording.PipelineRecording`) is started once
 every outlet exists and before any source is read, and stopped after the last output and
 before any outlet closes, so a recording holds every sample the run consumed and produced.
 """

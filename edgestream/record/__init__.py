@@ -2,7 +2,7 @@
 
 * :class:`~edgestream.record.session.Recording` — record LSL streams into a BIDS-named XDF file
   with a run manifest beside it (``edgestream record``);
-* :class:`~edgestream.record.pipeline.PipelineRecording` — the ``record:`` section of a pipeline
+* :class:`~edgestream.record.pipeline_recording.PipelineRecording` — the ``record:`` section of a pipeline
   file: every input and output of a run, latency and health included, on one clock;
 * :func:`~edgestream.record.replay.replay` — run the pipeline again on the recorded inputs and
   compare each output stream with the recording (``edgestream replay``);

@@ -4,7 +4,7 @@
 If the recorder process dies while recording (killed, crashed), a watchdog logs it, marks the
 file, and continues into ``..._split-02_eeg.xdf`` (up to ``restarts`` times), so a long session
 loses seconds, not the rest of the run. ``edgestream record`` uses it directly; pipeline runs
-use it through :class:`~edgestream.record.pipeline.PipelineRecording`.
+use it through :class:`~edgestream.record.pipeline_recording.PipelineRecording`.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from edgestream.core.errors import ConfigError
 from edgestream.pipeline import load_pipeline
 from edgestream.record.compare import compare_stream, format_table, match_by_time
 from edgestream.record.naming import BidsName, manifest_path, reserve
-from edgestream.record.pipeline import parse_record
+from edgestream.record.pipeline_recording import parse_record
 
 
 def test_bids_paths():

@@ -168,7 +168,7 @@ def test_in_process_source_is_recorded_and_replayed(tmp_path):
     import pyxdf
 
     from edgestream.pipeline import load_pipeline
-    from edgestream.record.pipeline import PipelineRecording
+    from edgestream.record.pipeline_recording import PipelineRecording
 
     pipe = tmp_path / "tapped.yaml"
     pipe.write_text(TAPPED.format(out=tmp_path / "rec"))

@@ -102,7 +102,7 @@ def test_stratified_split_is_per_class_and_reproducible():
 
 
 def test_train_entry_end_to_end_and_checkpoint_in_a_pipeline(tmp_path, shared_data, monkeypatch):
-    from edgestream.train.mptsnet import DEFAULT_CONFIG, train_mptsnet
+    from edgestream.train.mptsnet_fit import DEFAULT_CONFIG, train_mptsnet
 
     monkeypatch.setenv("EDGESTREAM_CACHE", str(tmp_path / "cache"))
     cfg = dataclasses.replace(DEFAULT_CONFIG, epochs=2, batch_size=32, progress=False)

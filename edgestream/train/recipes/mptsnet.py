@@ -15,7 +15,7 @@ from typing import Any
 
 from edgestream.core.checks import check_value, fail
 from edgestream.train.loop import TrainConfig
-from edgestream.train.mptsnet import DEFAULT_TRAIN, train_mptsnet
+from edgestream.train.mptsnet_fit import DEFAULT_TRAIN, train_mptsnet
 from edgestream.train.recipes import RECIPES, DatasetReport, Recipe
 
 

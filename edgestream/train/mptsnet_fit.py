@@ -2,7 +2,7 @@
 
 ::
 
-    from edgestream.train.mptsnet import train_mptsnet
+    from edgestream.train.mptsnet_fit import train_mptsnet
     run = train_mptsnet("../shared/data/timeseries/JapaneseVowels", model="mptsnet_compact",
                         checkpoint="mptsnet_jv.pt")
     print(run.test_metrics["accuracy"], run.periods.periods)
@@ -128,7 +128,7 @@ def train_mptsnet(
             metrics={"val_accuracy": val_metrics["accuracy"], "test_accuracy": test_metrics["accuracy"],
                      "best_epoch": result.best_epoch, "train_seconds": result.seconds},
             extra={"period_amplitudes": list(periods.amplitudes), "train_config": dataclasses.asdict(cfg)},
-            notes="edgestream.train.mptsnet.train_mptsnet; epoch selected on the validation split",
+            notes="edgestream.train.mptsnet_fit.train_mptsnet; epoch selected on the validation split",
         )
     return UEARun(net, model, ds, periods, result, val_metrics, test_metrics, int(fit_idx.size), int(val_idx.size), saved)
 

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from edgestream.dashboard.fixtures import PublisherProcess
+from synthetic_streams import PublisherProcess
 
 ALL_RECIPES = ("eeg", "predictions", "latency", "health", "edvit", "periods", "csi", "markers")
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from edgestream.core.io import ConnectionState
-from edgestream.dashboard.fixtures import wait_until
+from synthetic_streams import wait_until
 
 pytestmark = pytest.mark.gui
 

@@ -12,7 +12,7 @@ from edgestream.core.io import ConnectionState
 from edgestream.core.stage import STAGES, run_stage
 from edgestream.dashboard.acquisition import Discovered, Feed, matches
 from edgestream.core.lslmeta import lsl_stream_info, parse_header
-from edgestream.dashboard.fixtures import csi_streams, health, predictions
+from synthetic_streams import csi_streams, health, predictions
 from edgestream.dashboard.lslinfo import class_names
 from edgestream.dashboard.views import FilteredView, FilterSettings
 from edgestream.testing import random_splits
@@ -161,7 +161,7 @@ def test_pipeline_health_rows() -> None:
 
 
 def test_edvit_status_grouped_by_device() -> None:
-    from edgestream.dashboard.fixtures import edvit
+    from synthetic_streams import edvit
     from edgestream.dashboard.panels.edvit import FUSION, device_fields, format_field
 
     info, _ = edvit("ed")

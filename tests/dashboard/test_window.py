@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from edgestream.core.io import ConnectionState
-from edgestream.dashboard.fixtures import wait_until
+from synthetic_streams import wait_until
 
 pytestmark = pytest.mark.gui
 

@@ -1,4 +1,4 @@
-"""Synthetic live LSL streams of every type the dashboard shows (tests, benchmarks, screenshots).
+"""Test scaffolding: synthetic live LSL streams of every type the dashboard shows.
 
 The values are made up but the transport is real liblsl, written by edgestream's own
 :class:`~edgestream.core.lslmeta.OutletWriter` (channel metadata, ``desc`` blocks, a ``counter``

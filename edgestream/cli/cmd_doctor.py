@@ -6,8 +6,12 @@ import importlib
 import os
 import platform
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
+
+if TYPE_CHECKING:
+    from edgestream.core.registry import Registry
 
 # (label, module, what it enables)
 COMPONENTS = [
@@ -42,6 +46,43 @@ def _version(module: str) -> tuple[str | None, str]:
     return str(version or "?"), ""
 
 
+def plugin_report() -> list[dict]:
+    """Every installed plugin entry point: distribution, version, group, name, load status, components.
+
+    Registries are loaded only for groups that have entry points, so a machine without plugins
+    pays nothing for the check.
+    """
+    from edgestream.core.plugins import GROUPS, discover
+
+    rows: list[dict] = []
+    for kind, group in GROUPS.items():
+        found = discover(group)
+        if not found:
+            continue
+        registry = _registry(kind)
+        try:
+            loaded = registry.plugins
+        except Exception as exc:  # a broken built-in package: report the plugins as not loaded, keep going
+            rows += [p.to_dict() | {"components": [], "status": "not loaded",
+                                    "error": f"the built-in {kind}s failed to import first: {type(exc).__name__}: {exc}"}
+                     for p in found]
+            continue
+        rows += [p.to_dict() | {"components": registry.components_of(p)} for p in loaded]
+    return rows
+
+
+def _registry(kind: str) -> Registry[Any]:
+    """The registry of ``kind`` (imported here: the models registry lives above core)."""
+    if kind == "model":
+        from edgestream.models.registry import MODELS
+
+        return MODELS
+    from edgestream.core.io import SINKS, SOURCES
+    from edgestream.core.stage import STAGES
+
+    return {"stage": STAGES, "source": SOURCES, "sink": SINKS}[kind]
+
+
 def collect(device: str | None, lock: str | None = None) -> dict:
     import edgestream
     from edgestream.core.cpu import cpu_features, int8_kernel
@@ -72,6 +113,7 @@ def collect(device: str | None, lock: str | None = None) -> dict:
     report["profiles"] = {name: str(path) for name, path in available_profiles().items()}
     report["pipelines"] = {name: str(path) for name, path in available_pipelines().items()}
     report["lock"] = lock_report
+    report["plugins"] = plugin_report()
     if device:
         wanted = load_profile(device, resolve=False)
         resolved = load_profile(device)  # logs each fallback decision
@@ -100,6 +142,21 @@ def _echo_lock(lock: dict) -> None:
         click.echo(f"  fix: {lock['fix']}")
 
 
+def _echo_plugins(rows: list[dict]) -> None:
+    if not rows:
+        click.echo("  plugins: none installed (entry-point groups edgestream.stages, .sources, .sinks, .models)")
+        return
+    click.echo(f"  plugins: {len(rows)} entry point(s) from {len({r['distribution'] for r in rows})} distribution(s)")
+    for r in rows:
+        status = {"loaded": "ok", "failed": "FAILED"}.get(r["status"], "SKIPPED")
+        what = f"{r['distribution']} {r['version']}"
+        head = f"  {status:<9}{what:<24}{r['group']:<20}{r['name']} → {r['value']}"
+        if r["status"] == "loaded":
+            click.echo(f"{head}: {', '.join(r['components']) or '(registered nothing)'}")
+        else:
+            click.echo(f"{head}: {r['error']}" + (f"; fix: {r['fix']}" if r["fix"] else ""))
+
+
 @click.command("doctor")
 @click.option("--device", "-d", default=None, help="Also check what this profile can do on this machine.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
@@ -108,7 +165,7 @@ def _echo_lock(lock: dict) -> None:
 @click.option("--strict", is_flag=True, help="Exit 1 when installed versions differ from the lock, locked packages are missing, "
                                              "or no lock is shipped.")
 def command(device: str | None, as_json: bool, lock: str | None, strict: bool) -> None:
-    """Report versions (liblsl, torch, Qt, Ray, ...), what is missing, drift from the lock, and device-profile fallbacks."""
+    """Report versions (liblsl, torch, Qt, Ray, ...), what is missing, drift from the lock, plugins, and device-profile fallbacks."""
     report = collect(device, lock)
     if as_json:
         import json
@@ -139,6 +196,7 @@ def _echo(report: dict) -> None:
     click.echo(f"  device profiles: {', '.join(f'{k} ({v})' for k, v in report['profiles'].items())}")
     click.echo(f"  bundled pipelines: {', '.join(report['pipelines']) or 'none'}")
     _echo_lock(report["lock"])
+    _echo_plugins(report["plugins"])
     if "profile" in report:
         p = report["profile"]
         r = p["resolved"]

@@ -18,8 +18,8 @@ from typing import Any
 from edgestream.core.chunk import Chunk, StreamInfo
 from edgestream.core.registry import Registry
 
-SOURCES: Registry[Source] = Registry("source", packages=("edgestream.sources",))
-SINKS: Registry[Sink] = Registry("sink", packages=("edgestream.sinks",))
+SOURCES: Registry[Source] = Registry("source", packages=("edgestream.sources",), group="edgestream.sources")
+SINKS: Registry[Sink] = Registry("sink", packages=("edgestream.sinks",), group="edgestream.sinks")
 
 
 class ConnectionState(str, enum.Enum):

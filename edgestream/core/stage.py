@@ -29,7 +29,7 @@ from edgestream.core.chunk import Chunk, StreamInfo
 from edgestream.core.errors import StateError, ValidationError
 from edgestream.core.registry import Registry
 
-STAGES: Registry[Stage] = Registry("stage", packages=("edgestream.dsp", "edgestream.runners"))
+STAGES: Registry[Stage] = Registry("stage", packages=("edgestream.dsp", "edgestream.runners"), group="edgestream.stages")
 
 GAP_POLICIES = ("reset", "keep", "rewarm")
 

@@ -23,7 +23,7 @@ from typing import Any
 
 from edgestream.core.registry import Registry
 
-MODELS: Registry[Any] = Registry("model", packages=("edgestream.models",))
+MODELS: Registry[Any] = Registry("model", packages=("edgestream.models",), group="edgestream.models")
 
 
 def register_model(fn: Callable[..., Any] | None = None, **tags: Any):

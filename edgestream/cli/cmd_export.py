@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -91,18 +92,18 @@ def command(model: str, backend: str, precision: str | None, chunk: int | None, 
         click.echo(f"{str(path):<72}{path.stat().st_size / 1024:>8.0f}KB  {check}")
 
 
-def _load_model(model: str, overrides: tuple[str, ...]):
-    from edgestream.models import create_model
+def _load_model(model: str, overrides: tuple[str, ...]) -> tuple[Any, str]:
+    """MODEL as a checkpoint file when one exists at that path, else as a registered name (the model stages' loader)."""
     from edgestream.pipeline.config import parse_set
+    from edgestream.runners.model_loader import load_model
 
     kwargs = {".".join(k): v for k, v in parse_set(overrides)}
     path = Path(model).expanduser()
     if path.is_file():
-        from edgestream.models import load_checkpoint
-
-        net, blob = load_checkpoint(path, **kwargs)
-        return net.float().eval(), blob["manifest"]["model"]
-    return create_model(model, **kwargs).float().eval(), model
+        loaded = load_model("export", None, str(path), kwargs)
+    else:
+        loaded = load_model("export", model, None, kwargs)
+    return loaded.net.float().eval(), loaded.name
 
 
 def _example(net, shape: str | None):

@@ -55,7 +55,10 @@ class Stage:
     state but flags outputs as warming for the stage's warm-up length.
     """
 
-    # Set by subclasses: samples of input after a reset before outputs are trustworthy.
+    # Set by subclasses: samples of input after a reset before outputs are trustworthy. The graph
+    # node counts it down, outside the stage's state, so a restored state starts it over; a stage
+    # whose warm-up must survive save/restore counts it in its state and leaves this 0 (the model
+    # stages do).
     warmup_samples: int = 0
     # False for window consumers: they require info.window (one window per chunk).
     accepts_continuous: ClassVar[bool] = True

@@ -4,12 +4,17 @@ The filter state ``zi`` (n_sections, 2, n_channels) is initialised from the firs
 the stream (steady state for a constant input equal to it), so a signal with a DC offset does
 not ring at start-up. Filtering a signal in chunks of any size gives exactly the result of one
 ``sosfilt`` pass over the whole signal with the same initial state.
+
+Every filter stage appends its own spec to ``StreamInfo.desc["filters"]`` (``{"kind":
+"bandpass", "l_freq": 8.0, "h_freq": 30.0}``, the shape ``edgestream train`` records as a
+checkpoint's ``data.preprocessing``), so a model stage downstream can check that the stream's
+pass band (:func:`passband`) is the one its checkpoint was trained on.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import ClassVar
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 from scipy import signal
@@ -35,6 +40,10 @@ class SOSFilter(Stage):
         """Rough settling time used as the warm-up length after a reset."""
         return 0.0
 
+    def describe(self) -> dict[str, Any]:
+        """This filter as a stage spec (kind and frequencies in Hz), as recorded in ``desc["filters"]``."""
+        raise NotImplementedError
+
     def _check_freq(self, value: float, name: str, sfreq: float) -> None:
         nyq = sfreq / 2.0
         if not 0 < value < nyq:
@@ -54,7 +63,8 @@ class SOSFilter(Stage):
         self._zi_unit = signal.sosfilt_zi(self.sos).astype(np.float32)  # (n_sections, 2)
         self._sos32 = self.sos.astype(np.float32)
         self.warmup_samples = int(round(self._settle_seconds() * info.sfreq))
-        return info
+        # Appended, not replaced: a cascade (high-pass, then notch, then low-pass) records every stage.
+        return info.replace(desc=dict(info.desc) | {"filters": [*recorded_filters(info.desc), self.describe()]})
 
     def init_state(self) -> np.ndarray | None:
         self.require_built()
@@ -67,7 +77,7 @@ class SOSFilter(Stage):
         if state is None:
             state = self._zi_unit[:, :, None] * x[0][None, None, :]  # (n_sections, 2, C)
         y, state = signal.sosfilt(self.sos, x, axis=0, zi=state)
-        return [Chunk(y.astype(np.float32, copy=False), chunk.timestamps, chunk.info, chunk.gap, chunk.warming)], state
+        return [Chunk(y.astype(np.float32, copy=False), chunk.timestamps, self.out_info, chunk.gap, chunk.warming)], state
 
 
 @STAGES.register("bandpass")
@@ -106,6 +116,9 @@ class BandPass(SOSFilter):
     def _settle_seconds(self) -> float:
         return 3.0 / self.l_freq
 
+    def describe(self) -> dict[str, Any]:
+        return {"kind": "bandpass", "l_freq": float(self.l_freq), "h_freq": float(self.h_freq)}
+
 
 class _SingleEdge(SOSFilter):
     """A high- or low-pass with one cut-off ``freq`` in Hz; ``btype`` is set by the subclass."""
@@ -125,6 +138,9 @@ class _SingleEdge(SOSFilter):
 
     def _settle_seconds(self) -> float:
         return 3.0 / self.freq
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": self.btype, "freq": float(self.freq)}
 
 
 @STAGES.register("highpass")
@@ -171,3 +187,52 @@ class Notch(SOSFilter):
 
     def _settle_seconds(self) -> float:
         return max(self.quality / f for f in self.freqs)
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": "notch", "freqs": [float(f) for f in self.freqs]}
+
+
+def recorded_filters(desc: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The filter specs a stream's ``desc`` records (``[]`` when none).
+
+    Over LSL, ``desc`` comes back from XML (:func:`edgestream.core.lslmeta.desc_to_dict`): still
+    a list of mappings, but every value is text (``"8.0"``); :func:`passband` reads either.
+    """
+    found = desc.get("filters") if isinstance(desc, Mapping) else None
+    return [f for f in found if isinstance(f, Mapping)] if isinstance(found, (list, tuple)) else []
+
+
+def passband(specs: Iterable[Mapping[str, Any]]) -> tuple[float | None, float | None]:
+    """The pass band ``(low, high)`` in Hz left by a cascade of filter specs (``None``: that edge open).
+
+    Band-pass, high-pass and low-pass specs narrow the band (the highest low edge and the lowest
+    high edge win); notches leave it as it is.
+
+    Parameters
+    ----------
+    specs : iterable of mapping
+        ``{"kind": "bandpass", "l_freq", "h_freq"}``, ``{"kind": "highpass" | "lowpass", "freq"}``
+        or ``{"kind": "notch", ...}``, in Hz: what filter stages record in ``desc["filters"]`` and
+        ``edgestream train`` in a checkpoint's ``data.preprocessing``.
+
+    Returns
+    -------
+    tuple of (float or None, float or None)
+        ``(None, None)`` for an unfiltered stream.
+    """
+    low: float | None = None
+    high: float | None = None
+
+    def narrowed(current: float | None, value: Any, pick: Any) -> float | None:
+        edge = float(value)  # text when the spec came back over LSL
+        return edge if current is None else pick(current, edge)
+
+    for spec in specs:
+        kind = str(spec.get("kind", ""))
+        if kind == "bandpass":
+            low, high = narrowed(low, spec["l_freq"], max), narrowed(high, spec["h_freq"], min)
+        elif kind == "highpass":
+            low = narrowed(low, spec["freq"], max)
+        elif kind == "lowpass":
+            high = narrowed(high, spec["freq"], min)
+    return low, high

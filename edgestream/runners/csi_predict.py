@@ -42,6 +42,12 @@ from edgestream.core.errors import ValidationError
 from edgestream.core.lslmeta import COUNTER_MODULUS
 from edgestream.core.stage import STAGES, Stage
 from edgestream.csi.layout import CSIColumns, locate_csi
+from edgestream.runners.model_loader import (
+    check_allow_mismatch,
+    check_model_or_checkpoint,
+    check_stream_fit,
+    load_model,
+)
 
 log = logging.getLogger(__name__)
 
@@ -71,10 +77,13 @@ class CSIPredict(Stage):
 
     Parameters
     ----------
-    model : str
+    model : str or None
         Registered predictor (``kind="predictor"``), e.g. ``csi4cast_edge``, ``csi_gru``, ``csi_repeat_last``.
+        With ``checkpoint`` it must be the model the checkpoint holds (or None: take the checkpoint's).
     checkpoint : str, optional
-        Trained weights (``edgestream.train.save_checkpoint``); its manifest names the model.
+        Trained weights (``edgestream.train.save_checkpoint``); its manifest names the model. What
+        its manifest records about the training data (report rate ``sfreq``, ``ch_names``,
+        ``units``) is checked against the stream at build time.
     overrides : mapping, optional
         Constructor overrides for the model (e.g. a smaller edge configuration).
     backend : {"torch", "torchscript", "onnxruntime"} or None
@@ -90,6 +99,8 @@ class CSIPredict(Stage):
         Treat an all-zero report as lost.
     score : bool
         Compute the NMSE channels (NaN when off).
+    allow_mismatch : list of str
+        Checkpoint checks that only warn: any of ``rate``, ``channels``, ``units``, ``band``.
     gap_policy : str
         ``reset`` | ``keep`` | ``rewarm`` for gaps longer than ``max_fill``.
     """
@@ -106,9 +117,11 @@ class CSIPredict(Stage):
         max_fill: int = 4,
         zero_is_drop: bool = True,
         score: bool = True,
+        allow_mismatch: list[str] | tuple[str, ...] = (),
         gap_policy: str = "reset",
     ) -> None:
         super().__init__(gap_policy=gap_policy)
+        check_model_or_checkpoint("csi_predict", model, checkpoint, "csi4cast_edge_xs")
         self.model = model
         self.checkpoint = checkpoint
         self.overrides = dict(overrides or {})
@@ -119,46 +132,27 @@ class CSIPredict(Stage):
         self.max_fill = check_number(max_fill, "max_fill", low=0, integer=True)
         self.zero_is_drop = zero_is_drop
         self.score = score
+        self.allow_mismatch = check_allow_mismatch(allow_mismatch)
         self._net: Any = None
         self._run: Any = None  # inference backend: (E, A, T, 2K) float32 -> (E, A, pred_len, 2K)
         self._model_name = model
         self._columns: CSIColumns | None = None
 
     # --- build ---------------------------------------------------------------------------
-    def _load_model(self) -> Any:
-        from edgestream.models import create_model, load_checkpoint, model_tags
-
-        name = self.model
-        if self.checkpoint:
-            net, blob = load_checkpoint(self.checkpoint, **self.overrides)
-            stored = blob["manifest"]["model"]
-            if name and stored != name:
-                raise ValidationError(
-                    f"csi_predict model must match its checkpoint; got model={name!r} but {self.checkpoint!r} holds "
-                    f"{stored!r}. Set model: {stored} (or model: null to take the checkpoint's)."
-                )
-            name = stored
-        elif not name:
-            raise ValidationError("csi_predict needs a model name or a checkpoint; got neither. Set model: csi4cast_edge_xs.")
-        else:
-            net = create_model(name, **self.overrides)
-            if any(p.requires_grad for p in net.parameters()):
-                log.warning("csi_predict: model %r has no checkpoint; predicting with untrained weights (an untrained "
-                            "edge variant equals repeat-last). Pass checkpoint: model.pt.", name)
-        kind = model_tags(name).get("kind")
-        if kind != "predictor":
-            raise ValidationError(
-                f"csi_predict model must be a CSI predictor (kind 'predictor'); got {name!r} of kind {kind!r}. "
-                "List them with edgestream.models.list_models(kind='predictor')."
-            )
-        self._model_name = name
-        return net.eval()
+    def _load_model(self, info: StreamInfo) -> Any:
+        loaded = load_model("csi_predict", self.model, self.checkpoint, self.overrides, kind="predictor")
+        if loaded.checkpoint is None and any(p.requires_grad for p in loaded.net.parameters()):
+            log.warning("csi_predict: model %r has no checkpoint; predicting with untrained weights (an untrained "
+                        "edge variant equals repeat-last). Pass checkpoint: model.pt.", loaded.name)
+        check_stream_fit(loaded, info, "csi_predict", allow=self.allow_mismatch)
+        self._model_name = loaded.name
+        return loaded.net.eval()
 
     def _build(self, info: StreamInfo) -> StreamInfo:
         from edgestream.runners.backend import make_backend
 
         columns = locate_csi(info, self.n_antennas, self.n_subcarriers)
-        net = self._load_model()
+        net = self._load_model(info)
         layout = columns.layout
         if net.n_subcarriers != layout.n_subcarriers:
             raise ValidationError(
@@ -176,7 +170,8 @@ class CSIPredict(Stage):
             )
         self._net = net
         self._columns = columns
-        self.warmup_samples = net.hist_len
+        # No warmup_samples: the countdown is the state's "fresh" (reports since the last reset),
+        # which a saved and restored state keeps; a count on the graph node would start over.
         p = net.pred_len
         names = [f"p{h + 1}_{c}" for h in range(p) for c in layout.ch_names()] + ["report_index"]
         names += [f"nmse_db_h{h + 1}" for h in range(p)] + [f"np_nmse_db_h{h + 1}" for h in range(p)]

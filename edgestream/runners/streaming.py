@@ -21,7 +21,13 @@ from edgestream.core.checks import check_array, check_number, check_value
 from edgestream.core.chunk import Chunk, StreamInfo
 from edgestream.core.errors import ConfigError, ValidationError
 from edgestream.core.stage import STAGES, Stage
-from edgestream.runners.window import prediction_info, softmax
+from edgestream.runners.model_loader import (
+    check_allow_mismatch,
+    check_model_or_checkpoint,
+    check_stream_fit,
+    load_model,
+)
+from edgestream.runners.predictions import prediction_info, softmax
 
 EMITS = ("step", "chunk")
 AVERAGES = ("running", "frame")
@@ -34,9 +40,12 @@ class StreamingModelStage(Stage):
     Parameters
     ----------
     model : str or None
-        Registered streaming model, e.g. ``spiking_lmuformer_eeg_s``; ignored with ``checkpoint``.
+        Registered streaming model, e.g. ``spiking_lmuformer_eeg_s``. With ``checkpoint`` it must
+        be the model the checkpoint holds (or None: take the checkpoint's).
     checkpoint : str or None
         Checkpoint written by :func:`edgestream.train.save_checkpoint` (model name and config inside).
+        Its training data must fit the stream: frame rate (``sfreq / decimate``), channel names and
+        order, units and pass band are checked at build time.
     overrides : mapping
         Constructor overrides (``in_channels`` defaults to the stream's channel count).
     classes : list of str or None
@@ -51,21 +60,23 @@ class StreamingModelStage(Stage):
         stream with ``decimate: 10`` feeds a model trained on 100 Hz frames.
     warmup : int or None
         Frames flagged ``warming`` after a start or reset (default: the model's ``warmup``, its
-        LMU window θ plus its look-ahead delay).
+        LMU window θ plus its look-ahead delay). Counted down in the stage's state, so a saved
+        and restored state resumes the count.
     backend : {"torch", "onnxruntime"} or None
         Default: the device profile's choice. Models in ``mode: delayed`` always run on torch (their
         first outputs are dropped, a data-dependent shape ONNX graphs cannot express).
+    allow_mismatch : list of str
+        Checkpoint checks that only warn: any of ``rate``, ``channels``, ``units``, ``band``.
     gap_policy : {"reset", "keep", "rewarm"}
         After lost samples: fresh state (flagged warming), keep state, or keep and flag warming.
     """
 
     def __init__(self, model: str | None = None, checkpoint: str | None = None, overrides: Mapping[str, Any] | None = None,
                  classes: Sequence[str] | None = None, emit: str = "chunk", average: str = "running", decimate: int = 1,
-                 warmup: int | None = None, backend: str | None = None, gap_policy: str = "reset") -> None:
+                 warmup: int | None = None, backend: str | None = None, allow_mismatch: Sequence[str] = (),
+                 gap_policy: str = "reset") -> None:
         super().__init__(gap_policy=gap_policy)
-        if model is None and checkpoint is None:
-            raise ConfigError("streaming_model stage needs model (a registered streaming model) or checkpoint (a file); "
-                              "got neither. E.g. model: spiking_lmuformer_eeg_s.")
+        check_model_or_checkpoint("streaming_model", model, checkpoint, "spiking_lmuformer_eeg_s")
         self.model = model
         self.checkpoint = checkpoint
         self.overrides = dict(overrides or {})
@@ -75,37 +86,21 @@ class StreamingModelStage(Stage):
         self.decimate = int(check_number(decimate, "decimate", low=1, integer=True, fix="Use 1 to keep every sample."))
         self.warmup = None if warmup is None else int(check_number(warmup, "warmup", low=0, integer=True))
         self.backend = check_value(backend, (None, "torch", "onnxruntime"), "backend")
+        self.allow_mismatch = check_allow_mismatch(allow_mismatch)
 
     # --- build ---------------------------------------------------------------------------
-    def _load(self, n_channels: int) -> tuple[Any, str, dict[str, Any]]:
-        from edgestream.models import MODELS, create_model, load_checkpoint
-
-        if self.checkpoint is not None:
-            net, blob = load_checkpoint(self.checkpoint, **self.overrides)
-            return net, blob["manifest"]["model"], blob
-        if self.model not in MODELS or MODELS.get(self.model).tags.get("kind") != "streaming":
-            from edgestream.models import list_models
-
-            if self.model in MODELS:
-                raise ConfigError(f"streaming_model stage: model must be a streaming model ({', '.join(list_models(kind='streaming'))}); "
-                                  f"got {self.model!r} (kind {MODELS.get(self.model).tags.get('kind')!r}). Window models run in a 'model' stage.")
-            MODELS.get(self.model)  # unknown name: raises with close matches
-        import torch
-
-        # Untrained weights are drawn from a fixed seed: the same configuration gives the same model
-        # on every run (reproducible demos, and the exported ONNX graph is found in the cache).
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(0)
-            net = create_model(self.model, **({"in_channels": n_channels} | self.overrides))
-        return net, self.model, {}
-
     def _build(self, info: StreamInfo) -> StreamInfo:
         from edgestream.models.base import StreamingModule
         from edgestream.runners.backend import make_streaming_backend
 
         if not info.regular:
             raise ValidationError(f"streaming_model needs a regularly sampled stream; stream {info.name!r} is irregular.")
-        net, name, blob = self._load(info.n_channels)
+        # Untrained weights are drawn from a fixed seed: the same configuration gives the same model
+        # on every run (reproducible demos, and the exported ONNX graph is found in the cache).
+        loaded = load_model("streaming_model", self.model, self.checkpoint, self.overrides,
+                            defaults={"in_channels": info.n_channels}, kind="streaming", seed=0)
+        check_stream_fit(loaded, info, "streaming_model", allow=self.allow_mismatch, decimate=self.decimate)
+        net, name = loaded.net, loaded.name
         if not isinstance(net, StreamingModule):
             raise ValidationError(f"streaming_model stage: model {name!r} must be a StreamingModule; got {type(net).__name__}.")
         expects = getattr(net, "in_channels", info.n_channels)
@@ -125,16 +120,12 @@ class StreamingModelStage(Stage):
                                   "first outputs are dropped at run time); use backend: torch or mode: causal.")
             backend = "torch"
         self._run = make_streaming_backend(net, self.context.device, backend=backend, model_name=name)
-        extra = blob.get("extra", {}) if blob else {}
-        data = blob.get("manifest", {}).get("data") if blob else None
-        classes = self.classes or (data.get("classes") if isinstance(data, dict) else None) or extra.get("classes")
-        classes = list(classes) if classes else [str(i) for i in range(n_classes)]
-        if len(classes) != n_classes:
-            raise ValidationError(f"streaming_model stage: classes must name {n_classes} classes (the model's outputs); got {classes}.")
+        classes = loaded.class_names(n_classes, self.classes, "streaming_model")
         self.class_names = classes
         self.n_classes = n_classes
+        # The countdown lives in the state ("warm_left", frames), not in warmup_samples: the graph
+        # node's own counter would start over when a saved state is restored into a fresh graph.
         self.warmup_frames = self.warmup if self.warmup is not None else int(getattr(net, "warmup", self.delay))
-        self.warmup_samples = self.warmup_frames * self.decimate  # the engine counts input samples
         frame_rate = info.sfreq / self.decimate
         model_desc = {"name": name, "checkpoint": self.checkpoint or "", "classes": classes,
                       "backend": getattr(self._run, "name", "torch"), "precision": getattr(self._run, "precision", "fp32"),

@@ -9,22 +9,15 @@ import numpy as np
 
 from edgestream.core.checks import check_value
 from edgestream.core.chunk import Chunk, StreamInfo
-from edgestream.core.errors import ConfigError, EdgestreamError, ValidationError
+from edgestream.core.errors import EdgestreamError, ValidationError
 from edgestream.core.stage import STAGES, Stage
-
-
-def prediction_info(in_info: StreamInfo, classes: Sequence[str], sfreq: float, name: str, model_desc: Mapping[str, Any]) -> StreamInfo:
-    """StreamInfo of a ``Predictions`` stream: ``p_<class>``…, ``class``, ``confidence``, ``warming``."""
-    ch = [f"p_{c}" for c in classes] + ["class", "confidence", "warming"]
-    types = ["probability"] * len(classes) + ["class", "probability", "flag"]
-    desc = {k: v for k, v in in_info.desc.items() if k not in ("window", "model")}
-    return StreamInfo(name, "Predictions", "", sfreq, ch, types, ["a.u."] * len(ch), desc=desc | {"model": dict(model_desc)})
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits - logits.max(axis=-1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=-1, keepdims=True)
+from edgestream.runners.model_loader import (
+    check_allow_mismatch,
+    check_model_or_checkpoint,
+    check_stream_fit,
+    load_model,
+)
+from edgestream.runners.predictions import prediction_info, softmax
 
 
 @STAGES.register("model")
@@ -39,9 +32,12 @@ class WindowModel(Stage):
     Parameters
     ----------
     model : str or None
-        Registered model name (``edgestream models``); ignored when ``checkpoint`` is given.
+        Registered model name (``edgestream models``). With ``checkpoint`` it must be the model
+        the checkpoint holds (or None: take the checkpoint's).
     checkpoint : str or None
         Path of a checkpoint written by ``edgestream train`` (model, config and classes inside).
+        Its training data must fit the stream: sampling rate, channel names and order, units,
+        pass band and Euclidean alignment are checked at build time.
     overrides : mapping
         Constructor overrides for the model.
     classes : list of str or None
@@ -49,6 +45,8 @@ class WindowModel(Stage):
     output : {"probs", "logits"}
     backend : {"torch", "torchscript", "onnxruntime"} or None
         Default: the device profile's backend.
+    allow_mismatch : list of str
+        Checkpoint checks that only warn: any of ``rate``, ``channels``, ``units``, ``band``.
     """
 
     accepts_continuous = False
@@ -56,46 +54,28 @@ class WindowModel(Stage):
 
     def __init__(self, model: str | None = None, checkpoint: str | None = None, overrides: Mapping[str, Any] | None = None,
                  classes: Sequence[str] | None = None, output: str = "probs", backend: str | None = None,
-                 gap_policy: str = "keep") -> None:
+                 allow_mismatch: Sequence[str] = (), gap_policy: str = "keep") -> None:
         super().__init__(gap_policy=gap_policy)
-        if model is None and checkpoint is None:
-            raise ConfigError("model stage needs model (a registered name) or checkpoint (a file); got neither. "
-                              "E.g. model: reference_conv, or --set model.checkpoint=model.pt.")
+        check_model_or_checkpoint("model", model, checkpoint, "reference_conv")
         self.model = model
         self.checkpoint = checkpoint
         self.overrides = dict(overrides or {})
         self.classes = list(classes) if classes is not None else None
         self.output = check_value(output, ("probs", "logits"), "output")
         self.backend = check_value(backend, (None, "torch", "torchscript", "onnxruntime"), "backend")
-
-    def _load(self) -> tuple[Any, str, dict[str, Any]]:
-        if self.checkpoint is not None:
-            from edgestream.models import load_checkpoint
-
-            net, blob = load_checkpoint(self.checkpoint, **self.overrides)
-            return net, blob["manifest"]["model"], blob
-        from edgestream.models import create_model
-
-        return create_model(self.model, **self.overrides), self.model, {}
+        self.allow_mismatch = check_allow_mismatch(allow_mismatch)
 
     def _build(self, info: StreamInfo) -> StreamInfo:
-        net, name, blob = self._load()
-        self.extra = blob.get("extra", {}) if blob else {}
-        if blob:
-            check_alignment(info, self.extra, str(self.checkpoint))
+        loaded = load_model("model", self.model, self.checkpoint, self.overrides)
+        check_stream_fit(loaded, info, "model", allow=self.allow_mismatch, alignment=True)
+        self.extra = dict(loaded.extra)
         example = np.zeros((1, info.n_channels, info.window), np.float32)
-        profile = self.context.device
-        self._run = make_backend_checked(net, example, profile, self.backend, name, info)
+        self._run = make_backend_checked(loaded.net, example, self.context.device, self.backend, loaded.name, info)
         logits = self._run(example)
-        n_classes = logits.shape[-1]
-        manifest = blob.get("manifest", {}) if blob else {}
-        data = manifest.get("data") if isinstance(manifest.get("data"), dict) else {}
-        classes = self.classes or data.get("classes") or [str(i) for i in range(n_classes)]
-        if len(classes) != n_classes:
-            raise ValidationError(f"model stage: classes must name {n_classes} classes (the model's outputs); got {classes}.")
+        classes = loaded.class_names(logits.shape[-1], self.classes, "model")
         self.class_names = classes
         hop = info.desc.get("window", {}).get("hop", info.window)
-        model_desc = {"name": name, "checkpoint": self.checkpoint or "", "classes": classes,
+        model_desc = {"name": loaded.name, "checkpoint": self.checkpoint or "", "classes": classes,
                       "backend": getattr(self._run, "name", "torch"),
                       "precision": getattr(self._run, "precision", "fp32"), "output": self.output}
         return prediction_info(info, classes, info.sfreq / hop, f"{self.context.pipeline}-{self.context.node}", model_desc)
@@ -108,23 +88,6 @@ class WindowModel(Stage):
         k = int(np.argmax(probs))
         row = np.concatenate([values, [k, probs[k], float(chunk.warming)]]).astype(np.float32)[None]
         return [Chunk(row, chunk.timestamps[-1:], self.out_info, chunk.gap, chunk.warming)], state
-
-
-def check_alignment(info: StreamInfo, extra: Mapping[str, Any], checkpoint: str) -> None:
-    """A checkpoint trained on Euclidean-aligned trials needs aligned windows, and one trained without needs raw ones."""
-    trained = "alignment" in extra
-    aligned = "alignment" in info.desc  # set by the euclidean_align stage
-    if trained and not aligned:
-        raise ValidationError(
-            f"model stage: checkpoint {checkpoint!r} was trained on Euclidean-aligned trials, so its input must be "
-            f"aligned; stream {info.name!r} is not. Add a stage before the model: "
-            "{kind: euclidean_align, checkpoint: \"${model.checkpoint}\"}."
-        )
-    if aligned and not trained:
-        raise ValidationError(
-            f"model stage: checkpoint {checkpoint!r} was trained without Euclidean alignment, but stream {info.name!r} "
-            "is aligned by a euclidean_align stage. Remove that stage or retrain with --align."
-        )
 
 
 def make_backend_checked(net: Any, example: np.ndarray, profile: Any, backend: str | None, name: str, info: StreamInfo) -> Any:

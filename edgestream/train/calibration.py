@@ -184,6 +184,8 @@ def calibrate(
             "dropped_events": trials.dropped,
             "sfreq": trials.sfreq,
             "ch_names": list(trials.ch_names),
+            # per channel, so a model stage can refuse a stream in other units (V vs µV: 1e6 apart)
+            "units": list(trials.units),
             "window_s": window_s,
             "n_times": trials.n_times,
             "tmin": tmin,

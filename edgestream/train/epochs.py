@@ -110,6 +110,7 @@ class EpochSet:
     sources: list[str]
     tmin: float = 0.0
     dropped: int = 0  # events whose window ran past the end of the recording
+    units: tuple[str, ...] = ()  # canonical unit per channel ("uV"), as the recordings declared them
 
     def __len__(self) -> int:
         return int(self.y.shape[0])
@@ -232,7 +233,7 @@ def make_epochs(
     return EpochSet(
         X=np.stack(xs).astype(np.float32), y=y, groups=np.asarray(groups), onsets=np.asarray(onsets, dtype=np.float64),
         classes=events.classes, sfreq=first.sfreq, ch_names=first.ch_names, sources=[str(r.path) for r in recordings],
-        tmin=tmin, dropped=dropped,
+        tmin=tmin, dropped=dropped, units=tuple(first.units),
     )
 
 

@@ -32,6 +32,7 @@ def test_train_save_load_gives_identical_predictions(trained):
     assert manifest["config"] == {"n_channels": 64, "n_classes": 2, "n_tokens": 8, "patch": 80}
     assert manifest["data"]["classes"] == ["left", "right"] and manifest["data"]["counts"] == {"left": 23, "right": 22}
     assert manifest["data"]["preprocessing"] == [{"kind": "bandpass", "l_freq": 8.0, "h_freq": 30.0}]
+    assert manifest["data"]["units"] == ["uV"] * 64 and manifest["data"]["sfreq"] == 160.0  # read by the model stages
     assert len(manifest["data"]["sources"]) == 3 and len(manifest["data"]["sources"][0]["sha256"]) == 64
     val = manifest["metrics"]["validation"]
     assert set(val) >= {"accuracy", "balanced_accuracy", "kappa", "confusion_matrix", "chance"}
